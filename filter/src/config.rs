@@ -1,0 +1,141 @@
+//! The filter's JSON configuration (Envoy's `plugin_config`).
+//!
+//! Unknown fields are refused and every error names the field it is about, so a typo fails the
+//! Envoy config load instead of silently running with defaults. No configuration at all (or `{}`)
+//! gives the defaults below.
+
+use serde::Deserialize;
+
+use kafka_lens_codec::correlation::DEFAULT_MAX_IN_FLIGHT;
+use kafka_lens_codec::frame::DEFAULT_MAX_FRAME_SIZE;
+
+/// Smallest accepted `max_frame_bytes`: a few headers' worth.
+const MIN_FRAME_BYTES: u32 = 1024;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Largest frame accepted from a client, like the broker's `socket.request.max.bytes`. A larger
+    /// request closes the connection (after the first frame; a first frame that large means the
+    /// stream is not Kafka and passes through). Larger responses stop response decoding only.
+    pub max_frame_bytes: u32,
+    /// Requests awaiting a response tracked per connection; beyond it the oldest is forgotten and
+    /// counted.
+    pub max_in_flight: usize,
+    /// Fully decode small structural frames (everything but record-carrying ones) to check them
+    /// and count decode errors. Costs a copy of those frames into the VM.
+    pub decode_bodies: bool,
+    /// Largest frame `decode_bodies` copies into the VM.
+    pub max_decode_bytes: u32,
+    /// Diagnostics for the test suite and for checking a new Envoy version.
+    pub diagnostics: Diagnostics,
+}
+
+/// Diagnostics switches; all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Diagnostics {
+    /// On every new connection, make one hostcall Envoy refuses (a write toward the client from the
+    /// request path) and count the refusal in `kafka_lens_hostcall_failures_total`. Proves that a
+    /// refused call leaves the VM and the connection alive.
+    pub probe_refused_hostcall: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_bytes: DEFAULT_MAX_FRAME_SIZE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            decode_bodies: true,
+            max_decode_bytes: 64 * 1024,
+            diagnostics: Diagnostics::default(),
+        }
+    }
+}
+
+/// A configuration the filter refuses, with the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the field (`diagnostics.probe_refused_hostcall`), or `.` for the document.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid kafka-lens configuration at `{}`: {}", self.field, self.message)
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration. Empty input (no `configuration` in Envoy) is the
+    /// default configuration.
+    pub fn parse(raw: &[u8]) -> Result<Config, ConfigError> {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Config::default());
+        }
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| ConfigError {
+            field: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
+        de.end().map_err(|e| ConfigError { field: ".".into(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field: &str, message: String| Err(ConfigError { field: field.into(), message });
+        if self.max_frame_bytes < MIN_FRAME_BYTES || self.max_frame_bytes > i32::MAX as u32 {
+            return fail("max_frame_bytes", format!("must be between {MIN_FRAME_BYTES} and {}, got {}", i32::MAX, self.max_frame_bytes));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
+            return fail("max_in_flight", format!("must be between 1 and 1000000, got {}", self.max_in_flight));
+        }
+        if self.max_decode_bytes > self.max_frame_bytes {
+            return fail("max_decode_bytes", format!("must not exceed max_frame_bytes ({}), got {}", self.max_frame_bytes, self.max_decode_bytes));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_braces_are_defaults() {
+        assert_eq!(Config::parse(b"").unwrap(), Config::default());
+        assert_eq!(Config::parse(b"  \n").unwrap(), Config::default());
+        assert_eq!(Config::parse(b"{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn fields_parse() {
+        let c = Config::parse(br#"{"max_frame_bytes": 2048, "max_decode_bytes": 1024, "decode_bodies": false,
+            "diagnostics": {"probe_refused_hostcall": true}}"#)
+        .unwrap();
+        assert_eq!(c.max_frame_bytes, 2048);
+        assert!(!c.decode_bodies);
+        assert!(c.diagnostics.probe_refused_hostcall);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse(br#"{"max_frame_byte": 5}"#).unwrap_err();
+        assert_eq!(e.field, ".");
+        assert!(e.message.contains("unknown field `max_frame_byte`"), "{e}");
+        let e = Config::parse(br#"{"diagnostics": {"probe": true}}"#).unwrap_err();
+        assert_eq!(e.field, "diagnostics");
+        assert!(e.message.contains("unknown field `probe`"), "{e}");
+        let e = Config::parse(br#"{"max_in_flight": "many"}"#).unwrap_err();
+        assert_eq!(e.field, "max_in_flight");
+        let e = Config::parse(br#"{"max_frame_bytes": 10}"#).unwrap_err();
+        assert_eq!(e.field, "max_frame_bytes");
+        let e = Config::parse(br#"{"max_decode_bytes": 4000000000}"#).unwrap_err();
+        assert_eq!(e.field, "max_decode_bytes");
+        assert!(Config::parse(b"{} x").is_err());
+        assert!(Config::parse(b"[1]").is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! One Kafka connection as the filter sees it: both directions framed, requests paired with their
+//! responses, everything counted. Plain Rust, no proxy-wasm: the Wasm context feeds it Envoy's
+//! buffers, native tests and fuzzers feed it byte slices.
+//!
+//! In this version the filter only observes: every byte passes through unchanged. The one thing it
+//! does to a connection is close it when a client sends a frame over `max_frame_bytes` after the
+//! stream was shown to be Kafka, as the broker itself would.
+
+use bytes::Bytes;
+use kafka_lens_codec::api::{self, ApiSupport};
+use kafka_lens_codec::body;
+use kafka_lens_codec::correlation::{Correlator, InFlight, Match};
+use kafka_lens_codec::detect::{self, NotKafka};
+use kafka_lens_codec::frame::{ChunkSource, Disposition, FrameError, FrameEvent, FrameSplitter, FrameStart, SplitterConfig};
+use kafka_lens_codec::header;
+use kafka_lens_codec::kafka_protocol::messages::ApiKey;
+
+use crate::config::Config;
+use crate::metrics::{Direction, Metric, MetricSink};
+
+/// What the filter should do with the connection after a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward the chunk and carry on.
+    Continue,
+    /// Close the connection; the reason is also counted.
+    Close(&'static str),
+}
+
+/// What the connection has shown itself to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// No complete request frame seen yet.
+    Undetermined,
+    /// The first request was Kafka.
+    Kafka,
+    /// Not Kafka: decoding stopped, bytes pass through.
+    NotKafka(NotKafka),
+}
+
+/// Limits a connection runs with, taken from [`Config`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_frame_bytes: u32,
+    pub max_in_flight: usize,
+    pub decode_bodies: bool,
+    pub max_decode_bytes: u32,
+}
+
+impl From<&Config> for Limits {
+    fn from(c: &Config) -> Self {
+        Limits {
+            max_frame_bytes: c.max_frame_bytes,
+            max_in_flight: c.max_in_flight,
+            decode_bodies: c.decode_bodies,
+            max_decode_bytes: c.max_decode_bytes,
+        }
+    }
+}
+
+/// Per-connection state. See the module documentation.
+#[derive(Debug)]
+pub struct Connection {
+    limits: Limits,
+    requests: FrameSplitter,
+    responses: FrameSplitter,
+    correlator: Correlator<()>,
+    protocol: Protocol,
+    /// API and version of the response frame being captured for decode.
+    capturing_response: Option<(ApiKey, i16)>,
+    closed: bool,
+}
+
+/// APIs whose frames in the given direction carry record data: never copied for full decode.
+fn carries_records(key: ApiKey, direction: Direction) -> bool {
+    matches!(
+        (key, direction),
+        (ApiKey::Produce, Direction::Request)
+            | (ApiKey::Fetch, Direction::Response)
+            | (ApiKey::ShareFetch, Direction::Response)
+            | (ApiKey::FetchSnapshot, Direction::Response)
+    )
+}
+
+/// Whether a Produce request asks for no response (`acks=0`), read from its first body bytes:
+/// transactional id (v3+), then acks. `None` if the prefix is too short to tell.
+fn produce_acks(prefix: &Bytes, header_len: usize, version: i16, flexible: bool) -> Option<i16> {
+    let body = prefix.get(header_len..)?;
+    let after_txn = if version >= 3 {
+        if flexible {
+            let (len, used) = unsigned_varint(body)?;
+            let str_len = len.saturating_sub(1) as usize;
+            body.get(used.checked_add(str_len)?..)?
+        } else {
+            let len = i16::from_be_bytes([*body.first()?, *body.get(1)?]);
+            body.get(2usize.checked_add(usize::try_from(len).unwrap_or(0))?..)?
+        }
+    } else {
+        body
+    };
+    Some(i16::from_be_bytes([*after_txn.first()?, *after_txn.get(1)?]))
+}
+
+fn unsigned_varint(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value = 0u32;
+    for (i, b) in bytes.iter().take(5).enumerate() {
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+impl Connection {
+    pub fn new(limits: Limits) -> Self {
+        Connection {
+            limits,
+            requests: FrameSplitter::new(SplitterConfig::requests(limits.max_frame_bytes)),
+            responses: FrameSplitter::new(SplitterConfig::responses(limits.max_frame_bytes)),
+            correlator: Correlator::new(limits.max_in_flight),
+            protocol: Protocol::Undetermined,
+            capturing_response: None,
+            closed: false,
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Requests awaiting a response.
+    pub fn in_flight(&self) -> usize {
+        self.correlator.in_flight()
+    }
+
+    /// Processes a chunk of client-to-broker bytes.
+    pub fn on_request_data<S: ChunkSource + ?Sized>(&mut self, source: &mut S, len: usize, sink: &mut dyn MetricSink) -> Verdict {
+        if self.closed {
+            return Verdict::Close("closed");
+        }
+        let mut verdict = Verdict::Continue;
+        let mut requests = std::mem::replace(&mut self.requests, FrameSplitter::new(SplitterConfig::requests(0)));
+        requests.push(source, len, |event| match event {
+            FrameEvent::Start(start) => self.request_start(&start, sink),
+            FrameEvent::Complete { body, .. } => {
+                self.request_complete(&body, sink);
+                Disposition::Skip
+            }
+            FrameEvent::Error(error) => {
+                verdict = self.request_error(&error, sink);
+                Disposition::Skip
+            }
+        });
+        self.requests = requests;
+        if self.protocol_stopped() {
+            self.responses.stop();
+        }
+        if let Verdict::Close(_) = verdict {
+            self.closed = true;
+        }
+        verdict
+    }
+
+    /// Processes a chunk of broker-to-client bytes.
+    pub fn on_response_data<S: ChunkSource + ?Sized>(&mut self, source: &mut S, len: usize, sink: &mut dyn MetricSink) -> Verdict {
+        if self.closed {
+            return Verdict::Close("closed");
+        }
+        if self.protocol_stopped() {
+            return Verdict::Continue;
+        }
+        let mut responses = std::mem::replace(&mut self.responses, FrameSplitter::new(SplitterConfig::responses(0)));
+        responses.push(source, len, |event| match event {
+            FrameEvent::Start(start) => self.response_start(&start, sink),
+            FrameEvent::Complete { body, .. } => {
+                self.response_complete(&body, sink);
+                Disposition::Skip
+            }
+            FrameEvent::Error(error) => {
+                self.response_error(&error, sink);
+                Disposition::Skip
+            }
+        });
+        self.responses = responses;
+        Verdict::Continue
+    }
+
+    /// Releases gauges this connection holds. Call once, when the connection ends.
+    pub fn on_close(&mut self, sink: &mut dyn MetricSink) {
+        let in_flight = self.correlator.in_flight() as i64;
+        if in_flight > 0 {
+            sink.add(Metric::InFlightRequests, -in_flight);
+            sink.add(Metric::UnansweredRequests, in_flight);
+        }
+        self.correlator = Correlator::new(1);
+        self.closed = true;
+    }
+
+    fn protocol_stopped(&self) -> bool {
+        matches!(self.protocol, Protocol::NotKafka(_))
+    }
+
+    fn not_kafka(&mut self, kind: NotKafka, sink: &mut dyn MetricSink) {
+        self.protocol = Protocol::NotKafka(kind);
+        sink.add(Metric::NonKafkaConnections { kind: kind.as_str() }, 1);
+        log::info!("connection is not Kafka ({}): passing it through undecoded", kind.as_str());
+    }
+
+    fn request_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
+        if self.protocol == Protocol::Undetermined {
+            if let Some(kind) = detect::classify_first_request(start) {
+                self.not_kafka(kind, sink);
+                return Disposition::Stop;
+            }
+            self.protocol = Protocol::Kafka;
+        }
+        let info = match header::decode_request_header(&start.prefix, start.is_whole()) {
+            Ok(info) => info,
+            Err(e) => {
+                sink.add(Metric::UndecodableFrames { direction: Direction::Request, reason: "header" }, 1);
+                log::debug!("request {}: undecodable header: {e}", start.index);
+                return Disposition::Skip;
+            }
+        };
+        let id = info.id;
+        let (api_name, key) = match info.support {
+            ApiSupport::Known(key) => (api::name(key), Some(key)),
+            ApiSupport::UnknownVersion(key) => {
+                sink.add(Metric::UnknownVersionRequests { api: api::name(key) }, 1);
+                (api::name(key), None)
+            }
+            ApiSupport::UnknownApi => ("unknown", None),
+        };
+        sink.add(Metric::Requests { api: api_name }, 1);
+
+        let expects_response = match (key, info.header_len) {
+            (Some(ApiKey::Produce), Some(header_len)) => {
+                let flexible = ApiKey::Produce.request_header_version(id.api_version) >= 2;
+                produce_acks(&start.prefix, header_len, id.api_version, flexible) != Some(0)
+            }
+            _ => true,
+        };
+        if expects_response {
+            let overflow = self.correlator.expect(InFlight {
+                correlation_id: id.correlation_id,
+                api_key: id.api_key,
+                api_version: id.api_version,
+                extra: (),
+            });
+            if overflow {
+                sink.add(Metric::InFlightOverflow, 1);
+            } else {
+                sink.add(Metric::InFlightRequests, 1);
+            }
+        }
+        match key {
+            Some(key) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
+            _ => Disposition::Skip,
+        }
+    }
+
+    fn should_decode(&self, key: ApiKey, direction: Direction, body_len: u32) -> bool {
+        self.limits.decode_bodies && body_len <= self.limits.max_decode_bytes && !carries_records(key, direction)
+    }
+
+    fn request_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
+        match body::decode_request(frame) {
+            Ok(request) => sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1),
+            Err(e) => {
+                let api = header::request_id(frame).map(|id| api::name_of_raw(id.api_key)).unwrap_or("unknown");
+                sink.add(Metric::BodyDecodeErrors { direction: Direction::Request, api }, 1);
+                log::debug!("request body did not decode: {e}");
+            }
+        }
+    }
+
+    fn request_error(&mut self, error: &FrameError, sink: &mut dyn MetricSink) -> Verdict {
+        if self.protocol == Protocol::Undetermined {
+            if let Some(kind) = detect::classify_first_frame_error(error) {
+                self.not_kafka(kind, sink);
+                return Verdict::Continue;
+            }
+        }
+        let (reason, close) = match error {
+            FrameError::TooLarge { size, .. } => {
+                log::warn!("closing connection: request frame of {size} bytes exceeds max_frame_bytes ({})", self.limits.max_frame_bytes);
+                ("frame_too_large", true)
+            }
+            FrameError::TooSmall { size, .. } => {
+                log::warn!("closing connection: request frame size {size} cannot hold a Kafka header");
+                ("frame_too_small", true)
+            }
+            FrameError::SourceFailed => {
+                log::warn!("could not read the request buffer: request decoding stops for this connection");
+                ("buffer_read_failed", false)
+            }
+        };
+        sink.add(Metric::UndecodableFrames { direction: Direction::Request, reason }, 1);
+        if close {
+            sink.add(Metric::ConnectionsClosedByFilter { reason }, 1);
+            Verdict::Close(reason)
+        } else {
+            Verdict::Continue
+        }
+    }
+
+    fn response_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
+        let correlation_id = match header::response_correlation_id(&start.prefix) {
+            Ok(id) => id,
+            Err(_) => {
+                sink.add(Metric::UndecodableFrames { direction: Direction::Response, reason: "header" }, 1);
+                return Disposition::Skip;
+            }
+        };
+        let request = match self.correlator.answer(correlation_id) {
+            Match::Found { request, skipped } => {
+                sink.add(Metric::InFlightRequests, -1 - skipped as i64);
+                if skipped > 0 {
+                    sink.add(Metric::UnansweredRequests, skipped as i64);
+                }
+                request
+            }
+            Match::Unknown => {
+                sink.add(Metric::UnmatchedResponses, 1);
+                log::debug!("response with correlation id {correlation_id} matches no request in flight");
+                return Disposition::Skip;
+            }
+        };
+        let support = api::support(request.api_key, request.api_version);
+        sink.add(Metric::Responses { api: api::name_of_raw(request.api_key) }, 1);
+        match support {
+            ApiSupport::Known(key) if self.should_decode(key, Direction::Response, start.body_len) => {
+                self.capturing_response = Some((key, request.api_version));
+                Disposition::Capture
+            }
+            _ => Disposition::Skip,
+        }
+    }
+
+    fn response_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
+        let Some((key, version)) = self.capturing_response.take() else { return };
+        let direction = Direction::Response;
+        match body::decode_response(frame, key, version) {
+            Ok(_) => sink.add(Metric::BodiesDecoded { direction, api: api::name(key) }, 1),
+            Err(e) => {
+                sink.add(Metric::BodyDecodeErrors { direction, api: api::name(key) }, 1);
+                log::debug!("response body did not decode: {e}");
+            }
+        }
+    }
+
+    fn response_error(&mut self, error: &FrameError, sink: &mut dyn MetricSink) {
+        let reason = match error {
+            FrameError::TooLarge { .. } => "frame_too_large",
+            FrameError::TooSmall { .. } => "frame_too_small",
+            FrameError::SourceFailed => "buffer_read_failed",
+        };
+        sink.add(Metric::UndecodableFrames { direction: Direction::Response, reason }, 1);
+        log::warn!("response framing lost ({reason}): response decoding stops for this connection, bytes pass through");
+    }
+}

@@ -1,0 +1,177 @@
+//! proxy-wasm context types: thin adapters from Envoy's callbacks to [`Connection`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, RootContext, StreamContext};
+use proxy_wasm::types::{Action, ContextType, PeerType};
+
+use crate::config::Config;
+use crate::connection::{Connection, Limits, Verdict};
+use crate::host::{self, Buffer, EnvoyBuffer, Stream};
+use crate::metrics::{EnvoyMetrics, Metric, MetricSink};
+
+/// Metrics shared by every context of this VM (one VM per Envoy worker thread).
+type SharedMetrics = Rc<RefCell<EnvoyMetrics>>;
+
+/// Adds to a shared metric without ever panicking on a busy borrow (it cannot be busy: the VM
+/// is single-threaded and no callback re-enters, but a lost count beats a trapped VM).
+fn add(metrics: &SharedMetrics, metric: Metric, by: i64) {
+    if let Ok(mut m) = metrics.try_borrow_mut() {
+        m.add(metric, by);
+    }
+}
+
+/// The plugin's root context: loads the configuration and creates one stream context per
+/// connection.
+#[derive(Default)]
+pub struct Root {
+    config: Rc<Config>,
+    metrics: SharedMetrics,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        host::init_logging();
+        true
+    }
+
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        let mut raw = Vec::new();
+        if plugin_configuration_size > 0 {
+            if let Err(e) = host::read_buffer(Buffer::PluginConfiguration, 0, plugin_configuration_size, &mut raw) {
+                log::error!("cannot read the plugin configuration: {e}");
+                return false;
+            }
+        }
+        match Config::parse(&raw) {
+            Ok(config) => {
+                log::info!("configuration loaded: {config:?}");
+                self.config = Rc::new(config);
+                add(&self.metrics, Metric::ConfigLoads, 1);
+                true
+            }
+            Err(e) => {
+                log::error!("{e}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::StreamContext)
+    }
+
+    fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(KafkaStream {
+            id: context_id,
+            config: Rc::clone(&self.config),
+            connection: Connection::new(Limits::from(self.config.as_ref())),
+            metrics: Rc::clone(&self.metrics),
+            closed: false,
+        }))
+    }
+}
+
+/// One downstream connection.
+pub struct KafkaStream {
+    id: u32,
+    config: Rc<Config>,
+    connection: Connection,
+    metrics: SharedMetrics,
+    closed: bool,
+}
+
+impl KafkaStream {
+    /// Runs `f` with the VM's metric sink, counting any hostcall refusal it caused.
+    fn with_metrics<T>(&mut self, f: impl FnOnce(&mut Connection, &mut dyn MetricSink) -> T) -> Option<T> {
+        let mut metrics = self.metrics.try_borrow_mut().ok()?;
+        Some(f(&mut self.connection, &mut *metrics))
+    }
+
+    fn apply(&mut self, verdict: Verdict, source: &EnvoyBuffer) -> Action {
+        if let Some(e) = source.error {
+            let call = if source.buffer == Buffer::Downstream { "get_buffer_downstream" } else { "get_buffer_upstream" };
+            add(&self.metrics, Metric::HostcallFailures { call }, 1);
+            log::warn!("connection {}: reading the {call} buffer refused: {e}", self.id);
+        }
+        match verdict {
+            Verdict::Continue => Action::Continue,
+            Verdict::Close(reason) => {
+                self.close(reason);
+                Action::Pause
+            }
+        }
+    }
+
+    fn close(&mut self, reason: &str) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for stream in [Stream::Downstream, Stream::Upstream] {
+            if let Err(e) = host::close(stream) {
+                add(&self.metrics, Metric::HostcallFailures { call: "close_stream" }, 1);
+                log::warn!("connection {}: closing ({reason}) refused: {e}", self.id);
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.with_metrics(|connection, sink| connection.on_close(sink));
+    }
+}
+
+impl Context for KafkaStream {
+    fn on_done(&mut self) -> bool {
+        true
+    }
+}
+
+impl StreamContext for KafkaStream {
+    fn on_new_connection(&mut self) -> Action {
+        add(&self.metrics, Metric::Connections, 1);
+        add(&self.metrics, Metric::ActiveConnections, 1);
+        log::debug!("connection {} opened", self.id);
+        Action::Continue
+    }
+
+    fn on_downstream_data(&mut self, data_size: usize, _end_of_stream: bool) -> Action {
+        if self.config.diagnostics.probe_refused_hostcall && self.connection.in_flight() == 0 {
+            // Envoy refuses writes toward the client from the request path (BadArgument).
+            if let Err(e) = host::write_buffer(Buffer::Upstream, 0, 0, b"") {
+                add(&self.metrics, Metric::HostcallFailures { call: "set_buffer_probe" }, 1);
+                log::debug!("connection {}: probe hostcall refused as expected: {e}", self.id);
+            }
+        }
+        let mut source = EnvoyBuffer { buffer: Buffer::Downstream, error: None };
+        let verdict = self
+            .with_metrics(|connection, sink| connection.on_request_data(&mut source, data_size, sink))
+            .unwrap_or(Verdict::Continue);
+        self.apply(verdict, &source)
+    }
+
+    fn on_downstream_close(&mut self, _peer_type: PeerType) {
+        log::debug!("connection {}: client side closed", self.id);
+    }
+
+    fn on_upstream_data(&mut self, data_size: usize, _end_of_stream: bool) -> Action {
+        let mut source = EnvoyBuffer { buffer: Buffer::Upstream, error: None };
+        let verdict = self
+            .with_metrics(|connection, sink| connection.on_response_data(&mut source, data_size, sink))
+            .unwrap_or(Verdict::Continue);
+        self.apply(verdict, &source)
+    }
+
+    fn on_upstream_close(&mut self, _peer_type: PeerType) {
+        log::debug!("connection {}: broker side closed", self.id);
+    }
+
+    fn on_log(&mut self) {
+        add(&self.metrics, Metric::ActiveConnections, -1);
+        self.release();
+        log::debug!("connection {} closed", self.id);
+    }
+}

@@ -1,0 +1,166 @@
+//! The filter's metrics: what is counted, how each is named in Envoy, and where counts go.
+//!
+//! Names follow Prometheus conventions and carry their labels in Envoy's tag form
+//! `name;label=value;...`. Envoy shows them under `wasmcustom.`; the shipped configs' `stats_tags`
+//! rules turn every `;label=value` into a Prometheus label, so `/stats/prometheus` serves
+//! `kafka_requests_total{api="Produce"}`. Label values here are static strings (API names,
+//! reasons), never client input, so they cannot inject separators or grow without bound.
+
+use std::collections::HashMap;
+
+use crate::host::{self, HostError, MetricKind};
+
+/// Direction of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
+
+/// Every metric the filter emits. Each variant is one Envoy stat per distinct label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Requests seen, per API name (`unknown` for API keys the codec does not know).
+    Requests { api: &'static str },
+    /// Responses seen and paired with their request, per API name.
+    Responses { api: &'static str },
+    /// Requests at a version the codec does not decode, per API: passed through untouched.
+    UnknownVersionRequests { api: &'static str },
+    /// Frames whose header or framing could not be decoded, per direction and reason.
+    UndecodableFrames { direction: Direction, reason: &'static str },
+    /// Bodies that failed full decode (`decode_bodies`), per direction and API.
+    BodyDecodeErrors { direction: Direction, api: &'static str },
+    /// Bodies fully decoded (`decode_bodies`), per direction and API.
+    BodiesDecoded { direction: Direction, api: &'static str },
+    /// Responses whose correlation id matches no request in flight.
+    UnmatchedResponses,
+    /// Requests that never got a response (acks=0 produce, or the broker skipped them).
+    UnansweredRequests,
+    /// In-flight entries forgotten because a connection exceeded `max_in_flight`.
+    InFlightOverflow,
+    /// Connections opened through the filter.
+    Connections,
+    /// Connections currently open (gauge).
+    ActiveConnections,
+    /// Requests awaiting a response across all connections (gauge).
+    InFlightRequests,
+    /// Connections recognised as not Kafka and passed through, per kind (tls, http, unknown).
+    NonKafkaConnections { kind: &'static str },
+    /// Connections the filter closed, per reason.
+    ConnectionsClosedByFilter { reason: &'static str },
+    /// Hostcalls Envoy refused, per call.
+    HostcallFailures { call: &'static str },
+    /// Configurations loaded (a new value per Envoy config push); a gauge of the generation.
+    ConfigLoads,
+}
+
+impl Metric {
+    /// Envoy stat name with tags.
+    pub fn name(&self) -> String {
+        match self {
+            Metric::Requests { api } => format!("kafka_requests_total;api={api}"),
+            Metric::Responses { api } => format!("kafka_responses_total;api={api}"),
+            Metric::UnknownVersionRequests { api } => format!("kafka_unknown_version_requests_total;api={api}"),
+            Metric::UndecodableFrames { direction, reason } => {
+                format!("kafka_undecodable_frames_total;direction={};reason={reason}", direction.as_str())
+            }
+            Metric::BodyDecodeErrors { direction, api } => {
+                format!("kafka_body_decode_errors_total;direction={};api={api}", direction.as_str())
+            }
+            Metric::BodiesDecoded { direction, api } => {
+                format!("kafka_bodies_decoded_total;direction={};api={api}", direction.as_str())
+            }
+            Metric::UnmatchedResponses => "kafka_unmatched_responses_total".into(),
+            Metric::UnansweredRequests => "kafka_unanswered_requests_total".into(),
+            Metric::InFlightOverflow => "kafka_in_flight_overflow_total".into(),
+            Metric::Connections => "kafka_connections_total".into(),
+            Metric::ActiveConnections => "kafka_connections_active".into(),
+            Metric::InFlightRequests => "kafka_requests_in_flight".into(),
+            Metric::NonKafkaConnections { kind } => format!("kafka_non_kafka_connections_total;kind={kind}"),
+            Metric::ConnectionsClosedByFilter { reason } => format!("kafka_connections_closed_by_filter_total;reason={reason}"),
+            Metric::HostcallFailures { call } => format!("kafka_lens_hostcall_failures_total;call={call}"),
+            Metric::ConfigLoads => "kafka_lens_config_loads_total".into(),
+        }
+    }
+
+    fn kind(&self) -> MetricKind {
+        match self {
+            Metric::ActiveConnections | Metric::InFlightRequests => MetricKind::Gauge,
+            _ => MetricKind::Counter,
+        }
+    }
+}
+
+/// Where the connection logic sends its counts. The Wasm build sends them to Envoy
+/// ([`EnvoyMetrics`]); native tests collect them in a map.
+pub trait MetricSink {
+    /// Adds `by` to `metric` (negative only for gauges).
+    fn add(&mut self, metric: Metric, by: i64);
+}
+
+impl MetricSink for HashMap<Metric, i64> {
+    fn add(&mut self, metric: Metric, by: i64) {
+        *self.entry(metric).or_insert(0) += by;
+    }
+}
+
+/// Envoy-backed metrics for one VM: defines each stat on first use and remembers its id.
+#[derive(Debug, Default)]
+pub struct EnvoyMetrics {
+    ids: HashMap<Metric, u32>,
+    /// Definitions or increments Envoy refused (reported once per VM in the log).
+    pub failures: u64,
+    last_error: Option<HostError>,
+}
+
+impl EnvoyMetrics {
+    fn id(&mut self, metric: Metric) -> Result<u32, HostError> {
+        if let Some(id) = self.ids.get(&metric) {
+            return Ok(*id);
+        }
+        let id = host::define_metric(metric.kind(), &metric.name())?;
+        self.ids.insert(metric, id);
+        Ok(id)
+    }
+
+    /// The most recent refusal, taken.
+    pub fn take_error(&mut self) -> Option<HostError> {
+        self.last_error.take()
+    }
+}
+
+impl MetricSink for EnvoyMetrics {
+    fn add(&mut self, metric: Metric, by: i64) {
+        if let Err(e) = self.id(metric).and_then(|id| host::increment_metric(id, by)) {
+            self.failures = self.failures.saturating_add(1);
+            if self.failures == 1 {
+                log::warn!("metric {} refused by Envoy: {e}", metric.name());
+            }
+            self.last_error = Some(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_tags_in_envoy_form() {
+        assert_eq!(Metric::Requests { api: "Produce" }.name(), "kafka_requests_total;api=Produce");
+        assert_eq!(
+            Metric::UndecodableFrames { direction: Direction::Response, reason: "too_large" }.name(),
+            "kafka_undecodable_frames_total;direction=response;reason=too_large"
+        );
+        assert_eq!(Metric::ActiveConnections.kind(), MetricKind::Gauge);
+    }
+}

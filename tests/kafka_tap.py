@@ -1,0 +1,143 @@
+"""An independent witness on the wire: a TCP relay between Envoy and the broker that frames the
+Kafka stream itself and counts requests and responses per API key.
+
+The filter's counters are checked against this count, which is made by different code (Python,
+no shared logic with the Rust codec) from the bytes Envoy actually forwarded. The tap forwards
+every byte unchanged; it can also record both directions to files (corpora for codec tests).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import struct
+import threading
+from pathlib import Path
+
+from harness import free_port
+
+API_NAMES = {
+    0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit", 9: "OffsetFetch",
+    10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup",
+    15: "DescribeGroups", 16: "ListGroups", 17: "SaslHandshake", 18: "ApiVersions", 19: "CreateTopics",
+    20: "DeleteTopics", 21: "DeleteRecords", 22: "InitProducerId", 23: "OffsetForLeaderEpoch",
+    24: "AddPartitionsToTxn", 25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit",
+    29: "DescribeAcls", 30: "CreateAcls", 31: "DeleteAcls", 32: "DescribeConfigs", 33: "AlterConfigs",
+    35: "DescribeLogDirs", 36: "SaslAuthenticate", 37: "CreatePartitions", 42: "DeleteGroups",
+    44: "IncrementalAlterConfigs", 47: "OffsetDelete", 60: "DescribeCluster", 61: "DescribeProducers",
+    68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe", 71: "GetTelemetrySubscriptions",
+    72: "PushTelemetry", 75: "DescribeTopicPartitions",
+}
+
+
+def api_name(key: int) -> str:
+    return API_NAMES.get(key, f"api{key}")
+
+
+class KafkaTap:
+    def __init__(self, upstream_port: int, record_dir: Path | None = None):
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.record_dir = record_dir
+        self.lock = threading.Lock()
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.responses: collections.Counter[str] = collections.Counter()
+        self.request_bytes = 0
+        self.response_bytes = 0
+        self.connections = 0
+        self._conn_seq = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        def _close():
+            self._server.close()
+            self._loop.stop()
+        self._loop.call_soon_threadsafe(_close)
+        self._thread.join(5)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.responses.clear()
+            self.request_bytes = self.response_bytes = 0
+
+    def snapshot(self) -> tuple[dict, dict]:
+        with self.lock:
+            return dict(self.requests), dict(self.responses)
+
+    def in_flight(self) -> int:
+        with self.lock:
+            return sum(self.requests.values()) - sum(self.responses.values())
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            broker_r, broker_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        with self.lock:
+            self.connections += 1
+            self._conn_seq += 1
+            seq = self._conn_seq
+        pending: dict[int, int] = {}  # correlation id -> api key
+        rec = None
+        if self.record_dir is not None:
+            self.record_dir.mkdir(parents=True, exist_ok=True)
+            rec = (open(self.record_dir / f"conn{seq:03d}.requests.bin", "wb"),
+                   open(self.record_dir / f"conn{seq:03d}.responses.bin", "wb"))
+        await asyncio.gather(
+            self._pump(client_r, broker_w, pending, True, rec[0] if rec else None),
+            self._pump(broker_r, client_w, pending, False, rec[1] if rec else None),
+            return_exceptions=True,
+        )
+        for f in rec or ():
+            f.close()
+
+    async def _pump(self, reader, writer, pending, is_request, record) -> None:
+        buf = bytearray()
+        try:
+            while True:
+                data = await reader.read(1 << 20)
+                if not data:
+                    break
+                writer.write(data)
+                if record:
+                    record.write(data)
+                buf += data
+                self._account(buf, pending, is_request, len(data))
+                await writer.drain()
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    def _account(self, buf: bytearray, pending: dict, is_request: bool, n: int) -> None:
+        with self.lock:
+            if is_request:
+                self.request_bytes += n
+            else:
+                self.response_bytes += n
+            while len(buf) >= 4:
+                (size,) = struct.unpack_from(">i", buf, 0)
+                if size < 0 or len(buf) < 4 + size:
+                    break
+                frame = bytes(buf[4:4 + size])
+                del buf[:4 + size]
+                if is_request and len(frame) >= 8:
+                    key, _version, corr = struct.unpack_from(">hhi", frame, 0)
+                    self.requests[api_name(key)] += 1
+                    pending[corr] = key
+                elif not is_request and len(frame) >= 4:
+                    (corr,) = struct.unpack_from(">i", frame, 0)
+                    key = pending.pop(corr, None)
+                    self.responses[api_name(key) if key is not None else "unmatched"] += 1
