@@ -207,3 +207,43 @@ class Metrics:
             if n == name and l == labels:
                 return v
         return None
+
+
+class EchoServer:
+    """A TCP server that sends back every byte it receives: an upstream against which pass-through
+    is exact to check (what the client gets back is what crossed the proxy twice)."""
+
+    def __init__(self):
+        import threading
+        self.port = free_port()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(64)
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._sock.close()

@@ -43,6 +43,8 @@ class KafkaTap:
         self.responses: collections.Counter[str] = collections.Counter()
         self.request_bytes = 0
         self.response_bytes = 0
+        self.largest_request = 0
+        self.largest_response = 0
         self.connections = 0
         self._conn_seq = 0
         self._loop = asyncio.new_event_loop()
@@ -133,6 +135,10 @@ class KafkaTap:
                     break
                 frame = bytes(buf[4:4 + size])
                 del buf[:4 + size]
+                if is_request:
+                    self.largest_request = max(self.largest_request, size)
+                else:
+                    self.largest_response = max(self.largest_response, size)
                 if is_request and len(frame) >= 8:
                     key, _version, corr = struct.unpack_from(">hhi", frame, 0)
                     self.requests[api_name(key)] += 1

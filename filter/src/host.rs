@@ -270,7 +270,7 @@ impl ::log::Log for EnvoyLogger {
             ::log::Level::Warn => Level::Warn,
             ::log::Level::Error => Level::Error,
         };
-        log(level, &format!("kafka-lens: {}", record.args()));
+        log(level, &record.args().to_string());
     }
 
     fn flush(&self) {}
