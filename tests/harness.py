@@ -132,9 +132,9 @@ class Envoy:
 
     def __init__(self, listener_port: int, upstream_port: int, log_dir: Path, filter_config: dict | None = None,
                  wasm: Path | None = None, failure_policy: str = "FAIL_CLOSED", concurrency: int = 2,
-                 log_level: str = "info"):
+                 log_level: str = "info", admin_port: int | None = None):
         self.listener_port = listener_port
-        self.admin_port = free_port()
+        self.admin_port = admin_port or free_port()
         wasm = wasm or Path(os.environ.get("KAFKA_LENS_WASM", ROOT / ".run" / "kafka-lens.wasm"))
         config = render_envoy_config(listener_port, self.admin_port, upstream_port, wasm, filter_config, failure_policy)
         self.config_path = log_dir / f"envoy-{listener_port}-{self.admin_port}.yaml"

@@ -3,7 +3,7 @@ Kafka stream itself and counts requests and responses per API key.
 
 The filter's counters are checked against this count, which is made by different code (Python,
 no shared logic with the Rust codec) from the bytes Envoy actually forwarded. The tap forwards
-every byte unchanged; it can also record both directions to files (corpora for codec tests).
+every byte unchanged; it can also record each connection as a trace file (test data for the codec and filter).
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def api_name(key: int) -> str:
 
 
 class KafkaTap:
-    def __init__(self, upstream_port: int, record_dir: Path | None = None):
+    def __init__(self, upstream_port: int, record_dir: Path | None = None, port: int | None = None):
         self.upstream_port = upstream_port
-        self.port = free_port()
+        self.port = port or free_port()
         self.record_dir = record_dir
         self.lock = threading.Lock()
         self.requests: collections.Counter[str] = collections.Counter()
@@ -55,7 +55,8 @@ class KafkaTap:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True))
         self._ready.set()
         self._loop.run_forever()
 
@@ -91,18 +92,17 @@ class KafkaTap:
             self._conn_seq += 1
             seq = self._conn_seq
         pending: dict[int, int] = {}  # correlation id -> api key
-        rec = None
+        trace = None
         if self.record_dir is not None:
             self.record_dir.mkdir(parents=True, exist_ok=True)
-            rec = (open(self.record_dir / f"conn{seq:03d}.requests.bin", "wb"),
-                   open(self.record_dir / f"conn{seq:03d}.responses.bin", "wb"))
+            trace = open(self.record_dir / f"conn{seq:03d}.trace", "wb")
         await asyncio.gather(
-            self._pump(client_r, broker_w, pending, True, rec[0] if rec else None),
-            self._pump(broker_r, client_w, pending, False, rec[1] if rec else None),
+            self._pump(client_r, broker_w, pending, True, trace),
+            self._pump(broker_r, client_w, pending, False, trace),
             return_exceptions=True,
         )
-        for f in rec or ():
-            f.close()
+        if trace:
+            trace.close()
 
     async def _pump(self, reader, writer, pending, is_request, record) -> None:
         buf = bytearray()
@@ -113,7 +113,9 @@ class KafkaTap:
                     break
                 writer.write(data)
                 if record:
-                    record.write(data)
+                    # Trace format: direction (0 request, 1 response), u32 length, bytes; chunks
+                    # in the order the tap relayed them. Read by codec/filter replay tests.
+                    record.write(struct.pack(">BI", 0 if is_request else 1, len(data)) + data)
                 buf += data
                 self._account(buf, pending, is_request, len(data))
                 await writer.drain()

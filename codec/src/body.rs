@@ -69,7 +69,7 @@ pub fn decode_request(frame: &Bytes) -> Result<Request, BodyError> {
     };
     let mut rest = frame.slice(header_len.min(frame.len())..);
     let body = RequestKind::decode(api_key, &mut rest, header.request_api_version)
-        .map_err(|e| BodyError::Malformed(api_key, e.to_string()))?;
+        .map_err(|e| BodyError::Malformed(api_key, format!("{e:#}")))?;
     if !rest.is_empty() {
         return Err(BodyError::TrailingBytes(api_key, rest.len()));
     }
@@ -84,7 +84,7 @@ pub fn decode_response(frame: &Bytes, api_key: ApiKey, api_version: i16) -> Resu
     let (header, header_len) = header::decode_response_header(frame, api_key, api_version).map_err(BodyError::Header)?;
     let mut rest = frame.slice(header_len.min(frame.len())..);
     let body = ResponseKind::decode(api_key, &mut rest, api_version)
-        .map_err(|e| BodyError::Malformed(api_key, e.to_string()))?;
+        .map_err(|e| BodyError::Malformed(api_key, format!("{e:#}")))?;
     if !rest.is_empty() {
         return Err(BodyError::TrailingBytes(api_key, rest.len()));
     }
@@ -99,8 +99,8 @@ pub fn encode_request(header: &RequestHeader, body: &RequestKind) -> Result<Byte
     buf.put_i32(0);
     header
         .encode(&mut buf, key.request_header_version(version))
-        .map_err(|e| BodyError::Encode(e.to_string()))?;
-    body.encode(&mut buf, version).map_err(|e| BodyError::Encode(e.to_string()))?;
+        .map_err(|e| BodyError::Encode(format!("{e:#}")))?;
+    body.encode(&mut buf, version).map_err(|e| BodyError::Encode(format!("{e:#}")))?;
     finish_frame(buf)
 }
 
@@ -110,8 +110,8 @@ pub fn encode_response(header: &ResponseHeader, body: &ResponseKind, api_key: Ap
     buf.put_i32(0);
     header
         .encode(&mut buf, api_key.response_header_version(api_version))
-        .map_err(|e| BodyError::Encode(e.to_string()))?;
-    body.encode(&mut buf, api_version).map_err(|e| BodyError::Encode(e.to_string()))?;
+        .map_err(|e| BodyError::Encode(format!("{e:#}")))?;
+    body.encode(&mut buf, api_version).map_err(|e| BodyError::Encode(format!("{e:#}")))?;
     finish_frame(buf)
 }
 

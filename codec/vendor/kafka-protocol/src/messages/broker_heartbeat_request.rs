@@ -226,7 +226,9 @@ impl Decodable for BrokerHeartbeatRequest {
                     if version >= 1 {
                         offline_log_dirs = types::CompactArray(types::Uuid).decode(buf)?;
                     } else {
-                        bail!("Tag {} is not valid for version {}", tag, version);
+                        // kafka-lens patch: a known tag outside its versions is skipped, as clients
+                            // skip it, instead of failing the whole message.
+                            buf.try_get_bytes(size as usize)?;
                     }
                 }
                 _ => {

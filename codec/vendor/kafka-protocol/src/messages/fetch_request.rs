@@ -331,14 +331,18 @@ impl Decodable for FetchPartition {
                         if version >= 17 {
                             replica_directory_id = types::Uuid.decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // kafka-lens patch: a known tag outside its versions is skipped, as clients
+                            // skip it, instead of failing the whole message.
+                            buf.try_get_bytes(size as usize)?;
                         }
                     }
                     1 => {
                         if version >= 18 {
                             high_watermark = types::Int64.decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // kafka-lens patch: a known tag outside its versions is skipped, as clients
+                            // skip it, instead of failing the whole message.
+                            buf.try_get_bytes(size as usize)?;
                         }
                     }
                     _ => {
@@ -826,7 +830,9 @@ impl Decodable for FetchRequest {
                         if version >= 15 {
                             replica_state = types::Struct { version }.decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // kafka-lens patch: a known tag outside its versions is skipped, as clients
+                            // skip it, instead of failing the whole message.
+                            buf.try_get_bytes(size as usize)?;
                         }
                     }
                     _ => {

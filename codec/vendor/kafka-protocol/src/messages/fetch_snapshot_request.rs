@@ -406,7 +406,9 @@ impl Decodable for PartitionSnapshot {
                     if version >= 1 {
                         replica_directory_id = types::Uuid.decode(buf)?;
                     } else {
-                        bail!("Tag {} is not valid for version {}", tag, version);
+                        // kafka-lens patch: a known tag outside its versions is skipped, as clients
+                            // skip it, instead of failing the whole message.
+                            buf.try_get_bytes(size as usize)?;
                     }
                 }
                 _ => {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs whatever is missing, then runs every test.
+#   1. clippy -D warnings on codec and filter for wasm32-wasip1 (no unwrap/expect/panic/indexing;
+#      no panicking proxy-wasm hostcalls outside filter/src/host.rs)
+#   2. native Rust tests (codec round trips for every API/version, splitter and filter properties)
+#   3. end-to-end tests: real tansu broker, real Envoy with the freshly built module, real clients
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tests/setup.sh
+source "$ROOT/tests/setup.sh"
+cd "$ROOT"
+
+step "clippy: codec and filter, wasm32-wasip1, -D warnings"
+cargo clippy --quiet -p kafka-lens-codec -p kafka-lens-filter --target wasm32-wasip1 --lib -- -D warnings
+
+step "cargo test (native)"
+cargo test --quiet --workspace 2>&1 | grep -vE '^\s*$|^running 0 tests|^test result: ok. 0 passed'
+
+step "end-to-end tests (pytest)"
+cd "$ROOT/tests"
+python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"
