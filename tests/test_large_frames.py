@@ -59,6 +59,9 @@ def test_5mib_produce_and_20mib_fetch(envoy, tap):
     assert m.get("kafka_requests_total", api="Produce") == len(values)
     assert m.get("kafka_undecodable_frames_total") == 0
     assert m.get("kafka_connections_closed_by_filter_total") == 0
+    assert m.get("kafka_records_total", api="Produce", direction="request") == len(values)
+    assert m.get("kafka_records_total", api="Fetch", direction="response") >= len(values)
+    assert m.get("kafka_scan_errors_total") == 0
     # The record-carrying frames were never copied into the VM for decoding.
     assert m.get("kafka_bodies_decoded_total", api="Produce", direction="request") == 0
     assert m.get("kafka_bodies_decoded_total", api="Fetch", direction="response") == 0

@@ -12,6 +12,8 @@
 
 use bytes::Bytes;
 
+use crate::scan::{BodyScan, Need, ScanError, Scanned};
+
 /// The broker's default `socket.request.max.bytes`: 100 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: u32 = 100 * 1024 * 1024;
 
@@ -97,13 +99,16 @@ pub enum FrameError {
 }
 
 /// What the consumer wants from a frame once it has seen its start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Disposition {
     /// Skip the rest of the frame without reading it.
     Skip,
     /// Read the whole frame and hand it over as [`FrameEvent::Complete`]. Only for frames the
     /// consumer must decode fully; the caller bounds the size it captures.
     Capture,
+    /// Walk the rest of the frame with a structural scan that reads only the bytes it asks for
+    /// and skips the rest (record payloads); the result comes as [`FrameEvent::Scanned`].
+    Scan(Box<BodyScan>),
     /// Stop framing this stream (it is not Kafka): every further byte is ignored.
     Stop,
 }
@@ -115,6 +120,9 @@ pub enum FrameEvent {
     Start(FrameStart),
     /// A captured frame is complete: the whole body (size prefix excluded).
     Complete { index: u64, body: Bytes },
+    /// A scanned frame's structure, known once the scan finished (possibly before the frame's
+    /// last byte, which is then skipped).
+    Scanned { index: u64, result: Result<Scanned, ScanError> },
     /// The stream cannot be framed any further.
     Error(FrameError),
 }
@@ -129,6 +137,8 @@ enum State {
     Capture { body_len: u32, buf: Vec<u8> },
     /// Skipping `remaining` bytes of a frame body.
     Skip { remaining: u64 },
+    /// Scanning a frame body; `remaining` bytes of the frame have not passed yet.
+    Scan { index: u64, remaining: u64, scan: Box<BodyScan> },
     /// Framing was lost or abandoned: every further byte is ignored.
     Stopped,
 }
@@ -179,6 +189,29 @@ impl FrameSplitter {
             let available = chunk_len - pos;
             match &mut self.state {
                 State::Stopped => return,
+                State::Scan { remaining, scan, .. } => {
+                    match scan.need() {
+                        Need::Done => {}
+                        Need::Read(n) => {
+                            let k = n.min(available).min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                            let mut tmp = Vec::with_capacity(k);
+                            if !source.read_into(pos, k, &mut tmp) {
+                                self.fail(FrameError::SourceFailed, &mut handler);
+                                return;
+                            }
+                            scan.supply(&tmp);
+                            *remaining -= k as u64;
+                            pos += k;
+                        }
+                        Need::Skip(n) => {
+                            let k = n.min(available as u64).min(*remaining);
+                            scan.skipped(k);
+                            *remaining -= k;
+                            pos += k as usize;
+                        }
+                    }
+                    self.settle_scan(&mut handler);
+                }
                 State::Skip { remaining } => {
                     let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(available);
                     *remaining -= n as u64;
@@ -236,6 +269,23 @@ impl FrameSplitter {
         }
     }
 
+    /// Emits a finished scan's result and moves on: to the next frame when the scan's frame has
+    /// passed, else to skipping its rest. A frame that ends before its scan finishes ends the scan
+    /// as truncated.
+    fn settle_scan<H: FnMut(FrameEvent) -> Disposition>(&mut self, handler: &mut H) {
+        let State::Scan { index, remaining, scan } = &mut self.state else { return };
+        if *remaining == 0 {
+            scan.end_of_frame();
+        }
+        if scan.need() != Need::Done {
+            return;
+        }
+        let (index, remaining) = (*index, *remaining);
+        let result = scan.take_result().unwrap_or(Err(ScanError::Truncated));
+        self.state = if remaining == 0 { State::Size { buf: [0; 4], have: 0 } } else { State::Skip { remaining } };
+        handler(FrameEvent::Scanned { index, result });
+    }
+
     fn fail<H: FnMut(FrameEvent) -> Disposition>(&mut self, error: FrameError, handler: &mut H) {
         self.state = State::Stopped;
         handler(FrameEvent::Error(error));
@@ -275,6 +325,11 @@ impl FrameSplitter {
                 let mut buf = Vec::with_capacity(body_len as usize);
                 buf.extend_from_slice(&prefix);
                 self.state = State::Capture { body_len, buf };
+            }
+            Disposition::Scan(scan) => {
+                let remaining = u64::from(body_len).saturating_sub(prefix.len() as u64);
+                self.state = State::Scan { index, remaining, scan };
+                self.settle_scan(handler);
             }
             Disposition::Skip => {
                 let remaining = u64::from(body_len).saturating_sub(prefix.len() as u64);

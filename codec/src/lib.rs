@@ -18,6 +18,8 @@
 //!   kafka-protocol crate generates.
 //! * [`records`]: record-batch (magic 2) and legacy message-set (magic 0/1) headers, parsed with nom
 //!   without touching record payloads.
+//! * [`scan`]: streaming structural scan of Produce requests and Fetch responses: topics,
+//!   partitions and batch headers read as the bytes pass, payloads skipped unread.
 //!
 //! Nothing in this crate panics on any input: clippy denies `unwrap`, `expect`, `panic` and
 //! indexing, and the fuzz and property tests drive every decoder with malformed input.
@@ -29,5 +31,6 @@ pub mod detect;
 pub mod frame;
 pub mod header;
 pub mod records;
+pub mod scan;
 
 pub use kafka_protocol;

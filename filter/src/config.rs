@@ -124,10 +124,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = Config::parse(br#"{"max_frame_byte": 5}"#).unwrap_err();
-        assert_eq!(e.field, ".");
+        assert_eq!(e.field, "max_frame_byte");
         assert!(e.message.contains("unknown field `max_frame_byte`"), "{e}");
         let e = Config::parse(br#"{"diagnostics": {"probe": true}}"#).unwrap_err();
-        assert_eq!(e.field, "diagnostics");
+        assert_eq!(e.field, "diagnostics.probe");
         assert!(e.message.contains("unknown field `probe`"), "{e}");
         let e = Config::parse(br#"{"max_in_flight": "many"}"#).unwrap_err();
         assert_eq!(e.field, "max_in_flight");

@@ -14,6 +14,7 @@ use kafka_lens_codec::detect::{self, NotKafka};
 use kafka_lens_codec::frame::{ChunkSource, Disposition, FrameError, FrameEvent, FrameSplitter, FrameStart, SplitterConfig};
 use kafka_lens_codec::header;
 use kafka_lens_codec::kafka_protocol::messages::ApiKey;
+use kafka_lens_codec::scan::{self, BodyScan, ScanError, Scanned};
 
 use crate::config::Config;
 use crate::metrics::{Direction, Metric, MetricSink};
@@ -112,6 +113,23 @@ fn unsigned_varint(bytes: &[u8]) -> Option<(u32, usize)> {
     None
 }
 
+/// Counts what a structural scan of a Produce request or Fetch response found.
+fn count_scan(result: &Result<Scanned, ScanError>, key: ApiKey, direction: Direction, sink: &mut dyn MetricSink) {
+    let api = api::name(key);
+    match result {
+        Ok(scanned) => {
+            let partitions = scanned.topics().iter().flat_map(|t| &t.partitions);
+            let (batches, records) = partitions.fold((0u64, 0u64), |(b, r), p| (b + u64::from(p.records.batches), r + p.records.records));
+            sink.add(Metric::RecordBatches { api, direction }, batches as i64);
+            sink.add(Metric::Records { api, direction }, records as i64);
+        }
+        Err(e) => {
+            sink.add(Metric::ScanErrors { api, direction }, 1);
+            log::debug!("{api} {} scan failed: {e:?}", direction.as_str());
+        }
+    }
+}
+
 impl Connection {
     pub fn new(limits: Limits) -> Self {
         Connection {
@@ -147,6 +165,10 @@ impl Connection {
                 self.request_complete(&body, sink);
                 Disposition::Skip
             }
+            FrameEvent::Scanned { result, .. } => {
+                count_scan(&result, ApiKey::Produce, Direction::Request, sink);
+                Disposition::Skip
+            }
             FrameEvent::Error(error) => {
                 verdict = self.request_error(&error, sink);
                 Disposition::Skip
@@ -175,6 +197,10 @@ impl Connection {
             FrameEvent::Start(start) => self.response_start(&start, sink),
             FrameEvent::Complete { body, .. } => {
                 self.response_complete(&body, sink);
+                Disposition::Skip
+            }
+            FrameEvent::Scanned { result, .. } => {
+                count_scan(&result, ApiKey::Fetch, Direction::Response, sink);
                 Disposition::Skip
             }
             FrameEvent::Error(error) => {
@@ -254,8 +280,11 @@ impl Connection {
                 sink.add(Metric::InFlightRequests, 1);
             }
         }
-        match key {
-            Some(key) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
+        match (key, info.header_len) {
+            (Some(key), Some(header_len)) if scan::supports(key, id.api_version, true) => {
+                Disposition::Scan(Box::new(BodyScan::new(key, id.api_version, true, start.prefix.get(header_len..).unwrap_or_default())))
+            }
+            (Some(key), _) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
             _ => Disposition::Skip,
         }
     }
@@ -330,6 +359,20 @@ impl Connection {
         let support = api::support(request.api_key, request.api_version);
         sink.add(Metric::Responses { api: api::name_of_raw(request.api_key) }, 1);
         match support {
+            ApiSupport::Known(key) if scan::supports(key, request.api_version, false) => {
+                match header::decode_response_header(&start.prefix, key, request.api_version) {
+                    Ok((_, header_len)) => Disposition::Scan(Box::new(BodyScan::new(
+                        key,
+                        request.api_version,
+                        false,
+                        start.prefix.get(header_len..).unwrap_or_default(),
+                    ))),
+                    Err(_) => {
+                        sink.add(Metric::UndecodableFrames { direction: Direction::Response, reason: "header" }, 1);
+                        Disposition::Skip
+                    }
+                }
+            }
             ApiSupport::Known(key) if self.should_decode(key, Direction::Response, start.body_len) => {
                 self.capturing_response = Some((key, request.api_version));
                 Disposition::Capture

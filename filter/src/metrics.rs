@@ -41,6 +41,13 @@ pub enum Metric {
     BodyDecodeErrors { direction: Direction, api: &'static str },
     /// Bodies fully decoded (`decode_bodies`), per direction and API.
     BodiesDecoded { direction: Direction, api: &'static str },
+    /// Record batches carried by Produce requests / Fetch responses (complete batches, read from
+    /// their headers; attempts as seen on the wire, not acknowledgements).
+    RecordBatches { api: &'static str, direction: Direction },
+    /// Records in those batches (the batch headers' record counts; nothing is decompressed).
+    Records { api: &'static str, direction: Direction },
+    /// Produce requests / Fetch responses whose structure did not scan, per API and direction.
+    ScanErrors { api: &'static str, direction: Direction },
     /// Responses whose correlation id matches no request in flight.
     UnmatchedResponses,
     /// Requests that never got a response (acks=0 produce, or the broker skipped them).
@@ -79,6 +86,11 @@ impl Metric {
             Metric::BodiesDecoded { direction, api } => {
                 format!("kafka_bodies_decoded_total;direction={};api={api}", direction.as_str())
             }
+            Metric::RecordBatches { api, direction } => {
+                format!("kafka_record_batches_total;api={api};direction={}", direction.as_str())
+            }
+            Metric::Records { api, direction } => format!("kafka_records_total;api={api};direction={}", direction.as_str()),
+            Metric::ScanErrors { api, direction } => format!("kafka_scan_errors_total;api={api};direction={}", direction.as_str()),
             Metric::UnmatchedResponses => "kafka_unmatched_responses_total".into(),
             Metric::UnansweredRequests => "kafka_unanswered_requests_total".into(),
             Metric::InFlightOverflow => "kafka_in_flight_overflow_total".into(),

@@ -1,0 +1,538 @@
+//! Streaming structural scan of record-carrying frames: Produce requests and Fetch responses.
+//!
+//! These frames are mostly record payload. The scan walks their structure as the bytes pass,
+//! reading only structural fields (topic, partition, offsets, error codes) and the header of each
+//! record batch, and *skipping* everything else: the splitter never reads skipped bytes from
+//! Envoy's buffer, so payloads are never copied into the VM and no frame has to be held.
+//!
+//! The parsers are written as ordinary sequential `async fn`s over a [`Reader`] that asks for
+//! "the next n bytes" or "skip n bytes". [`BodyScan`] polls the future with a no-op waker; when it
+//! is pending, [`BodyScan::need`] says what the parser waits for, and the splitter supplies it
+//! from whatever chunks arrive. So a parse can stop at any byte boundary and resume on the next
+//! chunk without the parser code knowing.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use kafka_protocol::messages::ApiKey;
+
+use crate::records::{self, BatchHeader, Compression, RecordSetSummary, BATCH_PREFIX_LEN};
+
+/// What a scan waits for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The next `n` bytes of the frame body.
+    Read(usize),
+    /// Skip the next `n` bytes without reading them.
+    Skip(u64),
+    /// The scan is over (result ready); the rest of the frame can be skipped.
+    Done,
+}
+
+/// Why a scan stopped before the end of the structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanError {
+    /// The frame ended inside the structure.
+    Truncated,
+    /// A length or count no valid frame has (negative, or past the frame end).
+    Malformed(&'static str),
+    /// This API or version has no scanner.
+    Unsupported,
+}
+
+/// Records of one partition, from the batch headers alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionRecords {
+    pub partition: i32,
+    /// Fetch responses only.
+    pub error_code: i16,
+    /// Fetch responses only (-1 otherwise).
+    pub high_watermark: i64,
+    /// Size of the `records` field (0 when null).
+    pub records_len: u64,
+    pub records: RecordSetSummary,
+    /// Base offset of the first complete batch, if any.
+    pub first_offset: Option<i64>,
+    /// Last offset of the last complete batch, if any.
+    pub last_offset: Option<i64>,
+    /// Whether any complete batch was written by an idempotent or transactional producer.
+    pub has_producer_id: bool,
+}
+
+/// One topic of a Produce request or Fetch response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicRecords {
+    /// The topic name; empty where the version names topics by id.
+    pub name: String,
+    /// The topic id (Produce v13+, Fetch v13+).
+    pub topic_id: Option<[u8; 16]>,
+    pub partitions: Vec<PartitionRecords>,
+}
+
+/// What a Produce request carries, payloads unread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceSummary {
+    pub transactional_id: Option<String>,
+    pub acks: i16,
+    pub timeout_ms: i32,
+    pub topics: Vec<TopicRecords>,
+}
+
+/// What a Fetch response carries, payloads unread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchSummary {
+    pub throttle_time_ms: i32,
+    pub error_code: i16,
+    pub session_id: i32,
+    pub topics: Vec<TopicRecords>,
+}
+
+/// The result of a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scanned {
+    Produce(ProduceSummary),
+    Fetch(FetchSummary),
+}
+
+impl Scanned {
+    /// Records in complete batches across all partitions.
+    pub fn total_records(&self) -> u64 {
+        self.topics().iter().flat_map(|t| &t.partitions).map(|p| p.records.records).sum()
+    }
+
+    pub fn topics(&self) -> &[TopicRecords] {
+        match self {
+            Scanned::Produce(p) => &p.topics,
+            Scanned::Fetch(f) => &f.topics,
+        }
+    }
+}
+
+/// Whether the scanner handles this API and version in this direction.
+pub fn supports(key: ApiKey, version: i16, request: bool) -> bool {
+    match (key, request) {
+        (ApiKey::Produce, true) => (3..=13).contains(&version),
+        (ApiKey::Fetch, false) => (4..=18).contains(&version),
+        _ => false,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pipe {
+    /// Bytes already available (the frame prefix the splitter read, then what it supplied).
+    data: Vec<u8>,
+    /// Read position in `data`.
+    pos: usize,
+    /// Bytes the parser asked to skip that are not in `data`.
+    skip: u64,
+    /// What the parser waits for.
+    need: Option<Need>,
+    /// The frame ended: no more bytes will come.
+    eof: bool,
+}
+
+impl Pipe {
+    fn available(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+}
+
+/// The parser's side of the pipe.
+#[derive(Clone)]
+pub struct Reader {
+    pipe: Rc<RefCell<Pipe>>,
+}
+
+struct ReadFuture {
+    pipe: Rc<RefCell<Pipe>>,
+    n: usize,
+}
+
+impl Future for ReadFuture {
+    type Output = Result<Vec<u8>, ScanError>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut pipe) = self.pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
+        if pipe.available() >= self.n {
+            let start = pipe.pos;
+            pipe.pos += self.n;
+            let out = pipe.data.get(start..start + self.n).map(<[u8]>::to_vec).unwrap_or_default();
+            if pipe.pos == pipe.data.len() {
+                pipe.data.clear();
+                pipe.pos = 0;
+            }
+            pipe.need = None;
+            return Poll::Ready(Ok(out));
+        }
+        if pipe.eof {
+            return Poll::Ready(Err(ScanError::Truncated));
+        }
+        let missing = self.n - pipe.available();
+        pipe.need = Some(Need::Read(missing));
+        Poll::Pending
+    }
+}
+
+struct SkipFuture {
+    pipe: Rc<RefCell<Pipe>>,
+}
+
+impl Future for SkipFuture {
+    type Output = Result<(), ScanError>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut pipe) = self.pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
+        // First from what is buffered, then by asking the splitter to skip the rest.
+        let from_buffer = usize::try_from(pipe.skip).unwrap_or(usize::MAX).min(pipe.available());
+        pipe.pos += from_buffer;
+        pipe.skip -= from_buffer as u64;
+        if pipe.skip == 0 {
+            pipe.need = None;
+            return Poll::Ready(Ok(()));
+        }
+        if pipe.eof {
+            return Poll::Ready(Err(ScanError::Truncated));
+        }
+        pipe.need = Some(Need::Skip(pipe.skip));
+        Poll::Pending
+    }
+}
+
+impl Reader {
+    /// The next `n` bytes.
+    pub async fn bytes(&self, n: usize) -> Result<Vec<u8>, ScanError> {
+        ReadFuture { pipe: Rc::clone(&self.pipe), n }.await
+    }
+
+    /// Skips `n` bytes.
+    pub async fn skip(&self, n: u64) -> Result<(), ScanError> {
+        if n == 0 {
+            return Ok(());
+        }
+        match self.pipe.try_borrow_mut() {
+            Ok(mut pipe) => pipe.skip = n,
+            Err(_) => return Err(ScanError::Malformed("reentrant scan")),
+        }
+        SkipFuture { pipe: Rc::clone(&self.pipe) }.await
+    }
+
+    async fn array<const N: usize>(&self) -> Result<[u8; N], ScanError> {
+        self.bytes(N).await?.try_into().map_err(|_| ScanError::Truncated)
+    }
+    pub async fn i16(&self) -> Result<i16, ScanError> {
+        Ok(i16::from_be_bytes(self.array().await?))
+    }
+    pub async fn i32(&self) -> Result<i32, ScanError> {
+        Ok(i32::from_be_bytes(self.array().await?))
+    }
+    pub async fn i64(&self) -> Result<i64, ScanError> {
+        Ok(i64::from_be_bytes(self.array().await?))
+    }
+    pub async fn uuid(&self) -> Result<[u8; 16], ScanError> {
+        self.array().await
+    }
+
+    /// Kafka's unsigned varint (up to 5 bytes).
+    pub async fn uvarint(&self) -> Result<u32, ScanError> {
+        let mut value = 0u32;
+        for shift in (0..35).step_by(7) {
+            let [b] = self.array::<1>().await?;
+            value |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ScanError::Malformed("varint longer than 5 bytes"))
+    }
+
+    /// Array length: int32 (-1 null) or compact uvarint (0 null); `None` for null.
+    pub async fn array_len(&self, compact: bool) -> Result<Option<u32>, ScanError> {
+        if compact {
+            Ok(self.uvarint().await?.checked_sub(1))
+        } else {
+            match self.i32().await? {
+                -1 => Ok(None),
+                n => u32::try_from(n).map(Some).map_err(|_| ScanError::Malformed("negative array length")),
+            }
+        }
+    }
+
+    /// Nullable string: int16 length or compact uvarint length + 1.
+    pub async fn string(&self, compact: bool) -> Result<Option<String>, ScanError> {
+        let len = if compact {
+            self.uvarint().await?.checked_sub(1).map(|n| n as usize)
+        } else {
+            match self.i16().await? {
+                -1 => None,
+                n => Some(usize::try_from(n).map_err(|_| ScanError::Malformed("negative string length"))?),
+            }
+        };
+        match len {
+            None => Ok(None),
+            Some(n) => Ok(Some(String::from_utf8_lossy(&self.bytes(n).await?).into_owned())),
+        }
+    }
+
+    /// Nullable bytes length: int32 or compact uvarint length + 1.
+    pub async fn bytes_len(&self, compact: bool) -> Result<Option<u64>, ScanError> {
+        if compact {
+            Ok(self.uvarint().await?.checked_sub(1).map(u64::from))
+        } else {
+            match self.i32().await? {
+                -1 => Ok(None),
+                n => u64::try_from(n).map(Some).map_err(|_| ScanError::Malformed("negative bytes length")),
+            }
+        }
+    }
+
+    /// Skips a tagged-field section.
+    pub async fn skip_tagged_fields(&self) -> Result<(), ScanError> {
+        let count = self.uvarint().await?;
+        for _ in 0..count {
+            let _tag = self.uvarint().await?;
+            let size = self.uvarint().await?;
+            self.skip(u64::from(size)).await?;
+        }
+        Ok(())
+    }
+
+    /// Walks a `records` field of `len` bytes reading only batch headers: 17 bytes to tell the
+    /// format, the rest of the header, then a skip over the batch body. Bytes that do not form
+    /// a complete batch (a Fetch response may end in a truncated one) are skipped and counted as
+    /// trailing.
+    pub async fn record_set(&self, len: u64, into: &mut PartitionRecords) -> Result<(), ScanError> {
+        const PREFIX: u64 = BATCH_PREFIX_LEN as u64;
+        let mut left = len;
+        while left >= PREFIX {
+            let mut header = self.bytes(BATCH_PREFIX_LEN).await?;
+            left -= PREFIX;
+            let header_len = match records::header_len_for(&header) {
+                Ok(n) => n,
+                Err(e) => {
+                    into.records.error = Some(e);
+                    break;
+                }
+            };
+            let rest = header_len.saturating_sub(BATCH_PREFIX_LEN);
+            if left < rest as u64 {
+                break;
+            }
+            header.extend(self.bytes(rest).await?);
+            left -= rest as u64;
+            let batch = match records::parse_batch_header(&header) {
+                Ok(b) => b,
+                Err(e) => {
+                    into.records.error = Some(e);
+                    break;
+                }
+            };
+            let body = batch.total_len().saturating_sub(header_len as u64);
+            if body > left {
+                break;
+            }
+            self.skip(body).await?;
+            left -= body;
+            add_batch(into, &batch);
+        }
+        into.records.trailing_bytes = len.saturating_sub(into.records.bytes);
+        self.skip(left).await
+    }
+}
+
+fn add_batch(into: &mut PartitionRecords, batch: &BatchHeader) {
+    let s = &mut into.records;
+    s.batches = s.batches.saturating_add(1);
+    s.bytes = s.bytes.saturating_add(batch.total_len());
+    s.records = s.records.saturating_add(u64::from(batch.record_count()));
+    let codec: Compression = batch.compression();
+    match s.compression.iter_mut().find(|(c, _)| *c == codec) {
+        Some((_, n)) => *n = n.saturating_add(1),
+        None => s.compression.push((codec, 1)),
+    }
+    into.first_offset.get_or_insert(batch.base_offset());
+    into.last_offset = Some(batch.last_offset());
+    if let BatchHeader::V2(h) = batch {
+        into.has_producer_id |= h.has_producer_id();
+    }
+}
+
+/// Produce request body (after the request header), versions 3–13.
+async fn produce_request(r: Reader, version: i16) -> Result<Scanned, ScanError> {
+    let flexible = version >= 9;
+    let transactional_id = r.string(flexible).await?;
+    let acks = r.i16().await?;
+    let timeout_ms = r.i32().await?;
+    let mut topics = Vec::new();
+    for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
+        let mut topic = TopicRecords::default();
+        if version >= 13 {
+            topic.topic_id = Some(r.uuid().await?);
+        } else {
+            topic.name = r.string(flexible).await?.unwrap_or_default();
+        }
+        for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
+            let mut p = PartitionRecords { partition: r.i32().await?, high_watermark: -1, ..Default::default() };
+            if let Some(len) = r.bytes_len(flexible).await? {
+                p.records_len = len;
+                r.record_set(len, &mut p).await?;
+            }
+            if flexible {
+                r.skip_tagged_fields().await?;
+            }
+            topic.partitions.push(p);
+        }
+        if flexible {
+            r.skip_tagged_fields().await?;
+        }
+        topics.push(topic);
+    }
+    if flexible {
+        r.skip_tagged_fields().await?;
+    }
+    Ok(Scanned::Produce(ProduceSummary { transactional_id, acks, timeout_ms, topics }))
+}
+
+/// Fetch response body (after the response header), versions 4–18.
+async fn fetch_response(r: Reader, version: i16) -> Result<Scanned, ScanError> {
+    let flexible = version >= 12;
+    let throttle_time_ms = r.i32().await?;
+    let (error_code, session_id) = if version >= 7 { (r.i16().await?, r.i32().await?) } else { (0, 0) };
+    let mut topics = Vec::new();
+    for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
+        let mut topic = TopicRecords::default();
+        if version >= 13 {
+            topic.topic_id = Some(r.uuid().await?);
+        } else {
+            topic.name = r.string(flexible).await?.unwrap_or_default();
+        }
+        for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
+            let mut p = PartitionRecords { partition: r.i32().await?, ..Default::default() };
+            p.error_code = r.i16().await?;
+            p.high_watermark = r.i64().await?;
+            let _last_stable_offset = r.i64().await?;
+            if version >= 5 {
+                let _log_start_offset = r.i64().await?;
+            }
+            for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
+                let _producer_id = r.i64().await?;
+                let _first_offset = r.i64().await?;
+                if flexible {
+                    r.skip_tagged_fields().await?;
+                }
+            }
+            if version >= 11 {
+                let _preferred_read_replica = r.i32().await?;
+            }
+            if let Some(len) = r.bytes_len(flexible).await? {
+                p.records_len = len;
+                r.record_set(len, &mut p).await?;
+            }
+            if flexible {
+                r.skip_tagged_fields().await?;
+            }
+            topic.partitions.push(p);
+        }
+        if flexible {
+            r.skip_tagged_fields().await?;
+        }
+        topics.push(topic);
+    }
+    if flexible {
+        r.skip_tagged_fields().await?;
+    }
+    Ok(Scanned::Fetch(FetchSummary { throttle_time_ms, error_code, session_id, topics }))
+}
+
+type ScanFuture = Pin<Box<dyn Future<Output = Result<Scanned, ScanError>>>>;
+
+/// A scan in progress over one frame body. See the module documentation.
+pub struct BodyScan {
+    pipe: Rc<RefCell<Pipe>>,
+    future: Option<ScanFuture>,
+    result: Option<Result<Scanned, ScanError>>,
+}
+
+impl std::fmt::Debug for BodyScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyScan").field("result", &self.result).finish_non_exhaustive()
+    }
+}
+
+impl BodyScan {
+    /// Starts a scan of a Produce request or Fetch response body. `initial` holds the body bytes
+    /// already read (the frame prefix after the header).
+    pub fn new(key: ApiKey, version: i16, request: bool, initial: &[u8]) -> Self {
+        let pipe = Rc::new(RefCell::new(Pipe { data: initial.to_vec(), ..Pipe::default() }));
+        let reader = Reader { pipe: Rc::clone(&pipe) };
+        let future: Option<ScanFuture> = match (key, request) {
+            _ if !supports(key, version, request) => None,
+            (ApiKey::Produce, true) => Some(Box::pin(produce_request(reader, version))),
+            (ApiKey::Fetch, false) => Some(Box::pin(fetch_response(reader, version))),
+            _ => None,
+        };
+        let result = if future.is_none() { Some(Err(ScanError::Unsupported)) } else { None };
+        BodyScan { pipe, future, result }
+    }
+
+    /// What the scan needs next; runs the parser as far as the bytes it has allow.
+    pub fn need(&mut self) -> Need {
+        if self.result.is_some() {
+            return Need::Done;
+        }
+        let Some(future) = self.future.as_mut() else { return Need::Done };
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => {
+                self.result = Some(result);
+                self.future = None;
+                Need::Done
+            }
+            Poll::Pending => match self.pipe.try_borrow().ok().and_then(|p| p.need) {
+                Some(need) => need,
+                None => {
+                    self.result = Some(Err(ScanError::Malformed("scan stalled")));
+                    Need::Done
+                }
+            },
+        }
+    }
+
+    /// Supplies bytes the scan asked for with [`Need::Read`].
+    pub fn supply(&mut self, bytes: &[u8]) {
+        if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
+            pipe.data.extend_from_slice(bytes);
+        }
+    }
+
+    /// Reports that `n` bytes the scan asked to skip have passed.
+    pub fn skipped(&mut self, n: u64) {
+        if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
+            pipe.skip = pipe.skip.saturating_sub(n);
+        }
+    }
+
+    /// The frame has ended: any further need fails as truncated.
+    pub fn end_of_frame(&mut self) {
+        if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
+            pipe.eof = true;
+        }
+    }
+
+    /// The result, once [`BodyScan::need`] returned [`Need::Done`].
+    pub fn take_result(&mut self) -> Option<Result<Scanned, ScanError>> {
+        self.result.take()
+    }
+}
+
+/// Scans a whole frame body held in memory (tests, benchmarks, and callers that already hold
+/// the frame). `body` starts after the header.
+pub fn scan_in_memory(key: ApiKey, version: i16, request: bool, body: &[u8]) -> Result<Scanned, ScanError> {
+    let mut scan = BodyScan::new(key, version, request, body);
+    scan.end_of_frame();
+    match scan.need() {
+        Need::Done => scan.take_result().unwrap_or(Err(ScanError::Truncated)),
+        // With the whole body buffered and end of frame set, a parse can only finish.
+        Need::Read(_) | Need::Skip(_) => Err(ScanError::Truncated),
+    }
+}

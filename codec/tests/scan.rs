@@ -1,0 +1,239 @@
+//! The streaming scan agrees with the full decode on real traffic under any chunking, reads only
+//! structural bytes (never record payloads), and survives any input.
+
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::trace::{self, Dir};
+use kafka_lens_codec::correlation::{Correlator, InFlight, Match};
+use kafka_lens_codec::frame::{ChunkSource, Disposition, FrameEvent, FrameSplitter, SliceSource, SplitterConfig, DEFAULT_MAX_FRAME_SIZE};
+use kafka_lens_codec::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_lens_codec::scan::{self, BodyScan, Scanned};
+use kafka_lens_codec::{body, header, records};
+use proptest::prelude::*;
+
+/// What the full decode says a frame carries: (topic, partition, records, batches, records_len).
+type Shape = Vec<(String, i32, u64, u32, u64)>;
+
+fn shape_of_scan(s: &Scanned) -> Shape {
+    s.topics()
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.clone(), p.partition, p.records.records, p.records.batches, p.records_len)))
+        .collect()
+}
+
+fn shape_of_records(topic: &str, partition: i32, records: Option<&Bytes>) -> (String, i32, u64, u32, u64) {
+    let (n, batches, len) = records.map_or((0, 0, 0), |r| {
+        let s = records::summarize(r, i64::MIN);
+        (s.records, s.batches, r.len() as u64)
+    });
+    (topic.to_string(), partition, n, batches, len)
+}
+
+/// Counts the bytes a splitter actually reads from the source.
+struct Counting<'a> {
+    inner: SliceSource<'a>,
+    read: usize,
+}
+
+impl ChunkSource for Counting<'_> {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        self.read += len;
+        self.inner.read_into(start, len, out)
+    }
+}
+
+/// Runs the splitter over `stream` in chunks, scanning Produce requests (requests) or Fetch
+/// responses (with `versions` giving each response's API and version). Returns the scans in frame
+/// order and the bytes read.
+fn scan_stream(stream: &[u8], dir: Dir, chunk_sizes: &[usize], versions: &[(ApiKey, i16)]) -> (Vec<(u64, Scanned)>, usize) {
+    let config = match dir {
+        Dir::Request => SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE),
+        Dir::Response => SplitterConfig::responses(DEFAULT_MAX_FRAME_SIZE),
+    };
+    let mut splitter = FrameSplitter::new(config);
+    let mut out = Vec::new();
+    let mut read = 0;
+    let mut pos = 0;
+    let mut sizes = chunk_sizes.iter().cycle();
+    while pos < stream.len() {
+        let n = (*sizes.next().unwrap()).max(1).min(stream.len() - pos);
+        let mut source = Counting { inner: SliceSource(&stream[pos..pos + n]), read: 0 };
+        splitter.push(&mut source, n, |event| match event {
+            FrameEvent::Start(start) => {
+                let prefix = &start.prefix;
+                match dir {
+                    Dir::Request => {
+                        let info = header::decode_request_header(prefix, start.is_whole()).unwrap();
+                        match (info.id.api_key, info.header_len) {
+                            (0, Some(h)) => Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, &prefix[h..]))),
+                            _ => Disposition::Skip,
+                        }
+                    }
+                    Dir::Response => match versions.get(start.index as usize) {
+                        Some(&(ApiKey::Fetch, v)) => {
+                            let (_, h) = header::decode_response_header(prefix, ApiKey::Fetch, v).unwrap();
+                            Disposition::Scan(Box::new(BodyScan::new(ApiKey::Fetch, v, false, &prefix[h..])))
+                        }
+                        _ => Disposition::Skip,
+                    },
+                }
+            }
+            FrameEvent::Scanned { index, result } => {
+                out.push((index, result.unwrap_or_else(|e| panic!("frame {index}: {e:?}"))));
+                Disposition::Skip
+            }
+            FrameEvent::Error(e) => panic!("{e:?}"),
+            FrameEvent::Complete { .. } => Disposition::Skip,
+        });
+        read += source.read;
+        pos += n;
+    }
+    (out, read)
+}
+
+/// Full decode of every frame in a trace: Produce shapes by request index, Fetch shapes by
+/// response index, and each response's (api, version).
+fn full_decode(t: &trace::Trace) -> (Vec<(u64, Shape)>, Vec<(u64, Shape)>, Vec<(ApiKey, i16)>) {
+    let frames = |dir: Dir| {
+        let stream = t.stream(dir);
+        let mut out = Vec::new();
+        let config = if dir == Dir::Request { SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE) } else { SplitterConfig::responses(DEFAULT_MAX_FRAME_SIZE) };
+        FrameSplitter::new(config).push(&mut SliceSource(&stream), stream.len(), |e| match e {
+            FrameEvent::Complete { body, .. } => {
+                out.push(body);
+                Disposition::Skip
+            }
+            _ => Disposition::Capture,
+        });
+        out
+    };
+    let mut produce = Vec::new();
+    let mut correlator = Correlator::new(4096);
+    for (i, frame) in frames(Dir::Request).into_iter().enumerate() {
+        let r = body::decode_request(&frame).unwrap();
+        let mut acks = 1;
+        if let RequestKind::Produce(p) = &r.body {
+            acks = p.acks;
+            produce.push((i as u64, p.topic_data.iter().flat_map(|t| t.partition_data.iter().map(|pd| shape_of_records(t.name.as_str(), pd.index, pd.records.as_ref()))).collect()));
+        }
+        if acks != 0 {
+            correlator.expect(InFlight { correlation_id: r.header.correlation_id, api_key: r.api_key as i16, api_version: r.header.request_api_version, extra: () });
+        }
+    }
+    let mut fetch = Vec::new();
+    let mut versions = Vec::new();
+    for (i, frame) in frames(Dir::Response).into_iter().enumerate() {
+        let id = i32::from_be_bytes(frame[..4].try_into().unwrap());
+        let Match::Found { request, .. } = correlator.answer(id) else { panic!("unmatched") };
+        let key = ApiKey::try_from(request.api_key).unwrap();
+        versions.push((key, request.api_version));
+        if let ResponseKind::Fetch(f) = body::decode_response(&frame, key, request.api_version).unwrap().body {
+            fetch.push((i as u64, f.responses.iter().flat_map(|t| t.partitions.iter().map(|p| shape_of_records(t.topic.as_str(), p.partition_index, p.records.as_ref()))).collect()));
+        }
+    }
+    (produce, fetch, versions)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn streaming_scan_matches_full_decode_on_real_traffic(chunk_sizes in prop::collection::vec(
+        prop_oneof![4 => 1usize..8, 3 => 8usize..300, 1 => 300usize..70_000], 1..30)) {
+        let mut produce_frames = 0;
+        let mut fetch_frames = 0;
+        for t in trace::load_all() {
+            let (produce, fetch, versions) = full_decode(&t);
+            let (scanned, _) = scan_stream(&t.stream(Dir::Request), Dir::Request, &chunk_sizes, &versions);
+            let scanned: Vec<(u64, Shape)> = scanned.iter().map(|(i, s)| (*i, shape_of_scan(s))).collect();
+            prop_assert_eq!(&scanned, &produce, "{}", t.path.display());
+            let (scanned, _) = scan_stream(&t.stream(Dir::Response), Dir::Response, &chunk_sizes, &versions);
+            let scanned: Vec<(u64, Shape)> = scanned.iter().map(|(i, s)| (*i, shape_of_scan(s))).collect();
+            prop_assert_eq!(&scanned, &fetch, "{}", t.path.display());
+            produce_frames += produce.len();
+            fetch_frames += fetch.len();
+        }
+        prop_assert!(produce_frames >= 4 && fetch_frames >= 10, "{} produce, {} fetch", produce_frames, fetch_frames);
+    }
+}
+
+/// A Produce v9 request frame (size prefix included) with one partition holding `batches`
+/// batches of `body_len` opaque bytes each.
+fn produce_frame(batches: usize, body_len: usize) -> Vec<u8> {
+    let mut records = BytesMut::new();
+    for i in 0..batches {
+        records.put_i64(0);
+        records.put_i32((49 + body_len) as i32);
+        records.put_i32(0);
+        records.put_i8(2);
+        records.put_u32(0);
+        records.put_i16(0);
+        records.put_i32(9);
+        records.put_i64(1);
+        records.put_i64(1);
+        records.put_i64(-1);
+        records.put_i16(-1);
+        records.put_i32(-1);
+        records.put_i32(10);
+        records.put_bytes(i as u8, body_len);
+    }
+    let mut b = BytesMut::new();
+    b.put_i16(0); // Produce
+    b.put_i16(9);
+    b.put_i32(42);
+    b.put_i16(4);
+    b.put_slice(b"bulk");
+    b.put_u8(0); // header tags
+    b.put_u8(0); // transactional id: null
+    b.put_i16(-1); // acks
+    b.put_i32(30_000);
+    b.put_u8(2); // one topic
+    b.put_u8(7);
+    b.put_slice(b"orders");
+    b.put_u8(2); // one partition
+    b.put_i32(3);
+    let len = records.len() as u32 + 1;
+    let mut v = len;
+    while v >= 0x80 {
+        b.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    b.put_u8(v as u8);
+    b.put_slice(&records);
+    b.put_u8(0); // partition tags
+    b.put_u8(0); // topic tags
+    b.put_u8(0); // request tags
+    let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&b);
+    frame
+}
+
+#[test]
+fn scan_reads_only_structure_whatever_the_payload_size() {
+    for (batches, body_len) in [(1, 1024), (1, 1 << 20), (16, 64 * 1024), (1000, 100)] {
+        let frame = produce_frame(batches, body_len);
+        for chunk in [frame.len(), 1500, 64 * 1024, 7] {
+            let (scans, read) = scan_stream(&frame, Dir::Request, &[chunk], &[]);
+            assert_eq!(scans.len(), 1);
+            let Scanned::Produce(p) = &scans[0].1 else { panic!() };
+            assert_eq!(p.acks, -1);
+            assert_eq!(p.topics[0].name, "orders");
+            assert_eq!(p.topics[0].partitions[0].partition, 3);
+            assert_eq!(p.topics[0].partitions[0].records.records, 10 * batches as u64);
+            assert_eq!(p.topics[0].partitions[0].records.batches, batches as u32);
+            // Size prefix + the 512-byte prefix + 61 header bytes per batch beyond the prefix.
+            let bound = 4 + 512 + 61 * batches;
+            assert!(read <= bound, "{batches}x{body_len} in chunks of {chunk}: read {read} of {} bytes", frame.len());
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn scan_survives_any_input(body in prop::collection::vec(any::<u8>(), 0..400), version in 3i16..=13, fetch in any::<bool>()) {
+        let (key, request) = if fetch { (ApiKey::Fetch, false) } else { (ApiKey::Produce, true) };
+        let version = if fetch { version + 5 } else { version };
+        let _ = scan::scan_in_memory(key, version, request, &body);
+    }
+}
