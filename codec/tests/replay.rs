@@ -70,6 +70,7 @@ fn frames(stream: &[u8], dir: Dir) -> Vec<Bytes> {
         }
         FrameEvent::Error(e) => panic!("{e:?}"),
         FrameEvent::Start(_) => Disposition::Capture,
+        FrameEvent::Scanned { .. } => Disposition::Skip,
     });
     out
 }

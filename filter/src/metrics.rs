@@ -66,7 +66,7 @@ pub enum Metric {
     ConnectionsClosedByFilter { reason: &'static str },
     /// Hostcalls Envoy refused, per call.
     HostcallFailures { call: &'static str },
-    /// Configurations loaded (a new value per Envoy config push); a gauge of the generation.
+    /// Configurations loaded: once per Wasm VM (main thread and each worker) per config push.
     ConfigLoads,
 }
 

@@ -1,0 +1,47 @@
+//! Every kafka-lens configuration shipped in `envoy-configs/` is parsed by the filter's own
+//! configuration type, so a renamed or mistyped field fails this test, not a cluster.
+//! (`tests/test_configs.py` runs `envoy --mode validate` on the same files.)
+
+use std::path::Path;
+
+use kafka_lens_filter::config::Config;
+use serde_norway::Value;
+
+/// Every `configuration.value` of a Wasm filter named `kafka-lens` in the document.
+fn kafka_lens_configs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            let is_kafka_lens = m.get("name").and_then(Value::as_str) == Some("kafka-lens");
+            if is_kafka_lens {
+                let value = m.get("configuration").and_then(|c| c.get("value")).and_then(Value::as_str);
+                out.push(value.unwrap_or("").to_string());
+            }
+            for (_, child) in m {
+                kafka_lens_configs(child, out);
+            }
+        }
+        Value::Sequence(s) => s.iter().for_each(|c| kafka_lens_configs(c, out)),
+        Value::Tagged(t) => kafka_lens_configs(&t.value, out),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_shipped_filter_configuration_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy-configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let doc: Value = serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut configs = Vec::new();
+        kafka_lens_configs(&doc, &mut configs);
+        for raw in configs {
+            Config::parse(raw.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no kafka-lens configuration found in {}", dir.display());
+}

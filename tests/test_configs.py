@@ -1,0 +1,53 @@
+"""Every shipped Envoy config passes `envoy --mode validate` (which also loads the Wasm module and
+runs the filter's configuration check); filter/tests/shipped_configs.rs parses the embedded
+kafka-lens configuration with the filter's own type."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import ROOT
+
+CONFIGS = sorted((ROOT / "envoy-configs").glob("*.yaml"))
+
+
+def module_paths(doc) -> list[str]:
+    found = []
+    if isinstance(doc, dict):
+        local = doc.get("local")
+        if isinstance(local, dict) and "filename" in local:
+            found.append(local["filename"])
+        for v in doc.values():
+            found += module_paths(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            found += module_paths(v)
+    return found
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_envoy_validates_shipped_config(config: Path):
+    missing = [m for m in module_paths(yaml.safe_load(config.read_text())) if not (ROOT / m).exists()]
+    if missing:
+        assert "kafka-lens.wasm" not in " ".join(missing), "the filter module must be built before this test"
+        pytest.skip(f"module not built by the test command: {missing}")
+    out = subprocess.run(["envoy", "--mode", "validate", "-c", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "OK" in out.stdout + out.stderr
+
+
+def test_invalid_filter_config_is_refused_naming_the_field(tmp_path: Path):
+    """A bad configuration fails Envoy's config load, and the log names the field."""
+    doc = yaml.safe_load((ROOT / "envoy-configs" / "local.yaml").read_text())
+    wasm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["config"]
+    wasm["configuration"]["value"] = json.dumps({"max_frame_bytes": 100, "diagnostics": {}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    out = subprocess.run(["envoy", "--mode", "validate", "-c", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    log = out.stdout + out.stderr
+    assert "invalid kafka-lens configuration at `max_frame_bytes`" in log, log[-3000:]
