@@ -3,7 +3,8 @@
 #   1. clippy -D warnings on codec and filter for wasm32-wasip1 (no unwrap/expect/panic/indexing;
 #      no panicking proxy-wasm hostcalls outside filter/src/host.rs)
 #   2. native Rust tests (codec round trips for every API/version, splitter and filter properties)
-#   3. end-to-end tests: real tansu broker, real Envoy with the freshly built module, real clients
+#   3. fuzzing: every cargo-fuzz target for 15 s from the committed corpora (tests/fuzz.sh)
+#   4. end-to-end tests: real tansu broker, real Envoy with the freshly built module, real clients
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=tests/setup.sh
@@ -15,6 +16,9 @@ cargo clippy --quiet -p kafka-lens-codec -p kafka-lens-filter --target wasm32-wa
 
 step "cargo test (native)"
 cargo test --quiet --workspace
+
+step "fuzz targets, 15 s each (tests/fuzz.sh; long runs: tests/fuzz.sh --seconds 3600)"
+"$ROOT/tests/fuzz.sh" --seconds 15
 
 step "end-to-end tests (pytest)"
 cd "$ROOT/tests"

@@ -153,3 +153,19 @@ fn known_tag_outside_its_versions_is_skipped_not_refused() {
     let decoded = FetchResponse::decode(&mut Bytes::from(with_tag), 12).expect("tag skipped, not refused");
     assert_eq!(decoded, value);
 }
+
+/// Found by the request_decode fuzz target: 0.18.0 keyed unknown tagged fields by `tag as i32`, so
+/// tag 0xFFFF_FFFF became -1, was counted on encode but never written, and the re-encoded frame
+/// was corrupt. The vendored copy refuses tags above i32::MAX.
+#[test]
+fn tag_numbers_above_i32_max_are_refused() {
+    use kafka_lens_codec::kafka_protocol::messages::CreateTopicsRequest;
+    use kafka_lens_codec::kafka_protocol::protocol::{Decodable, Encodable};
+    let mut encoded = BytesMut::new();
+    CreateTopicsRequest::default().encode(&mut encoded, 7).unwrap();
+    assert_eq!(encoded.last(), Some(&0), "no tagged fields at the end");
+    let mut bad = encoded[..encoded.len() - 1].to_vec();
+    bad.extend_from_slice(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0]); // tag 2^32-1, size 0
+    let err = CreateTopicsRequest::decode(&mut Bytes::from(bad), 7).unwrap_err();
+    assert!(format!("{err:#}").contains("out of range"), "{err:#}");
+}

@@ -325,6 +325,11 @@ impl Decodable for FetchPartition {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 match tag {
                     0 => {
@@ -821,6 +826,11 @@ impl Decodable for FetchRequest {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 match tag {
                     0 => {
@@ -1047,6 +1057,11 @@ impl Decodable for FetchTopic {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -1254,6 +1269,11 @@ impl Decodable for ForgottenTopic {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -1420,6 +1440,11 @@ impl Decodable for ReplicaState {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);

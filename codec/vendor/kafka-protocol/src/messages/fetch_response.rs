@@ -121,6 +121,11 @@ impl Decodable for AbortedTransaction {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -285,6 +290,11 @@ impl Decodable for EpochEndOffset {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -542,6 +552,11 @@ impl Decodable for FetchResponse {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 match tag {
                     0 => {
@@ -752,6 +767,11 @@ impl Decodable for FetchableTopicResponse {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -918,6 +938,11 @@ impl Decodable for LeaderIdAndEpoch {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -1148,6 +1173,11 @@ impl Decodable for NodeEndpoint {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -1574,6 +1604,11 @@ impl Decodable for PartitionData {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 match tag {
                     0 => {
@@ -1737,6 +1772,11 @@ impl Decodable for SnapshotId {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);

@@ -165,6 +165,11 @@ impl Decodable for BatchIndexAndErrorMessage {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -329,6 +334,11 @@ impl Decodable for LeaderIdAndEpoch {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -559,6 +569,11 @@ impl Decodable for NodeEndpoint {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
@@ -883,6 +898,11 @@ impl Decodable for PartitionProduceResponse {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 match tag {
                     0 => {
@@ -1107,6 +1127,11 @@ impl Decodable for ProduceResponse {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 match tag {
                     0 => {
@@ -1315,6 +1340,11 @@ impl Decodable for TopicProduceResponse {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
             for _ in 0..num_tagged_fields {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
+                // kafka-lens patch: a tag above i32::MAX cannot be written back (unknown
+                // fields are keyed by i32 and written for tags 0..), so refuse it.
+                if tag > i32::MAX as u32 {
+                    bail!("Tagged field number {} is out of range", tag);
+                }
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
