@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ROOT, Broker, Envoy, free_port  # noqa: E402
+from harness import ROOT, Broker, EchoServer, Envoy, free_port  # noqa: E402
 from kafka_tap import KafkaTap  # noqa: E402
 
 
@@ -50,6 +50,18 @@ def envoy(request, workdir: Path, proxy_port: int, tap: KafkaTap):
     e = Envoy(proxy_port, tap.port, workdir, filter_config=marker.args[0] if marker else None)
     yield e
     e.stop()
+    assert_vm_healthy(e)
+
+
+@pytest.fixture
+def echo_envoy(workdir: Path, proxy_port: int):
+    """Envoy + kafka-lens in front of an echo server instead of a broker: pass-through is exact
+    to check, since what comes back crossed the proxy twice."""
+    echo = EchoServer()
+    e = Envoy(proxy_port, echo.port, workdir)
+    yield e
+    e.stop()
+    echo.stop()
     assert_vm_healthy(e)
 
 

@@ -12,19 +12,6 @@ import time
 import pytest
 
 from clients import wait_until
-from harness import EchoServer, Envoy
-
-
-@pytest.fixture
-def echo_envoy(workdir, proxy_port):
-    """Envoy + kafka-lens in front of an echo server instead of a broker."""
-    echo = EchoServer()
-    envoy = Envoy(proxy_port, echo.port, workdir)
-    yield envoy
-    envoy.stop()
-    echo.stop()
-    from conftest import assert_vm_healthy
-    assert_vm_healthy(envoy)
 
 
 def roundtrip(port: int, chunks: list[bytes], pause: float = 0.05) -> bytes:

@@ -9,7 +9,8 @@ use proxy_wasm::types::{Action, ContextType, PeerType};
 use crate::config::Config;
 use crate::connection::{Connection, Limits, Verdict};
 use crate::host::{self, Buffer, EnvoyBuffer, Stream};
-use crate::metrics::{EnvoyMetrics, Metric, MetricSink};
+use crate::alloc;
+use crate::metrics::{EnvoyMetrics, GaugeShare, Metric, MetricSink};
 
 /// Metrics shared by every context of this VM (one VM per Envoy worker thread).
 type SharedMetrics = Rc<RefCell<EnvoyMetrics>>;
@@ -22,12 +23,32 @@ fn add(metrics: &SharedMetrics, metric: Metric, by: i64) {
     }
 }
 
+/// How often the root context refreshes the VM memory gauges.
+const TICK_MILLIS: u32 = 1000;
+
+/// This VM's shares of the VM-wide memory gauges.
+#[derive(Default)]
+struct MemoryGauges {
+    heap: GaugeShare,
+    memory: GaugeShare,
+}
+
+impl MemoryGauges {
+    fn report(&mut self, metrics: &SharedMetrics) {
+        if let Ok(mut m) = metrics.try_borrow_mut() {
+            self.heap.report(&mut *m, Metric::VmHeapBytes, alloc::heap_in_use());
+            self.memory.report(&mut *m, Metric::VmMemoryBytes, alloc::linear_memory());
+        }
+    }
+}
+
 /// The plugin's root context: loads the configuration and creates one stream context per
 /// connection.
 #[derive(Default)]
 pub struct Root {
     config: Rc<Config>,
     metrics: SharedMetrics,
+    memory: MemoryGauges,
 }
 
 impl Context for Root {}
@@ -51,6 +72,11 @@ impl RootContext for Root {
                 log::info!("configuration loaded: {config:?}");
                 self.config = Rc::new(config);
                 add(&self.metrics, Metric::ConfigLoads, 1);
+                if let Err(e) = host::set_tick_period(TICK_MILLIS) {
+                    add(&self.metrics, Metric::HostcallFailures { call: "set_tick_period" }, 1);
+                    log::warn!("no tick, memory gauges will not refresh: {e}");
+                }
+                self.memory.report(&self.metrics);
                 true
             }
             Err(e) => {
@@ -58,6 +84,10 @@ impl RootContext for Root {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        self.memory.report(&self.metrics);
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -97,6 +97,7 @@ mod abi {
         pub fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
         pub fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
         pub fn proxy_close_stream(stream_type: u32) -> u32;
+        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     }
 }
 
@@ -163,6 +164,12 @@ pub fn close(stream: Stream) -> Result<(), HostError> {
     check(unsafe { abi::proxy_close_stream(stream as u32) })
 }
 
+/// Asks Envoy to call the root context's `on_tick` every `millis` milliseconds.
+#[cfg(target_arch = "wasm32")]
+pub fn set_tick_period(millis: u32) -> Result<(), HostError> {
+    check(unsafe { abi::proxy_set_tick_period_milliseconds(millis) })
+}
+
 /// Envoy's wall clock in nanoseconds since the epoch.
 #[cfg(target_arch = "wasm32")]
 pub fn now_nanos() -> Result<u64, HostError> {
@@ -216,6 +223,9 @@ mod native {
         Err(HostError::NotInWasm)
     }
     pub fn now_nanos() -> Result<u64, HostError> {
+        Err(HostError::NotInWasm)
+    }
+    pub fn set_tick_period(_: u32) -> Result<(), HostError> {
         Err(HostError::NotInWasm)
     }
     pub fn log(_: Level, _: &str) {}

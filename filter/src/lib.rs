@@ -4,6 +4,7 @@
 //! Envoy calls, [`host`] the only hostcalls the filter makes (statuses, never panics). Everything
 //! else is plain Rust over the codec crate: [`config`], [`metrics`], [`connection`].
 
+pub mod alloc;
 pub mod config;
 pub mod connection;
 pub mod host;
@@ -11,6 +12,10 @@ pub mod metrics;
 
 #[cfg(target_arch = "wasm32")]
 mod context;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAlloc = alloc::CountingAlloc;
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{

@@ -68,6 +68,10 @@ pub enum Metric {
     HostcallFailures { call: &'static str },
     /// Configurations loaded: once per Wasm VM (main thread and each worker) per config push.
     ConfigLoads,
+    /// Bytes allocated on the Wasm VMs' heaps now, all VMs (gauge; counting allocator).
+    VmHeapBytes,
+    /// Size of the Wasm VMs' linear memories, all VMs (gauge; only grows).
+    VmMemoryBytes,
 }
 
 impl Metric {
@@ -101,12 +105,14 @@ impl Metric {
             Metric::ConnectionsClosedByFilter { reason } => format!("kafka_connections_closed_by_filter_total;reason={reason}"),
             Metric::HostcallFailures { call } => format!("kafka_lens_hostcall_failures_total;call={call}"),
             Metric::ConfigLoads => "kafka_lens_config_loads_total".into(),
+            Metric::VmHeapBytes => "kafka_lens_vm_heap_bytes".into(),
+            Metric::VmMemoryBytes => "kafka_lens_vm_memory_bytes".into(),
         }
     }
 
     fn kind(&self) -> MetricKind {
         match self {
-            Metric::ActiveConnections | Metric::InFlightRequests => MetricKind::Gauge,
+            Metric::ActiveConnections | Metric::InFlightRequests | Metric::VmHeapBytes | Metric::VmMemoryBytes => MetricKind::Gauge,
             _ => MetricKind::Counter,
         }
     }
@@ -122,6 +128,24 @@ pub trait MetricSink {
 impl MetricSink for HashMap<Metric, i64> {
     fn add(&mut self, metric: Metric, by: i64) {
         *self.entry(metric).or_insert(0) += by;
+    }
+}
+
+/// Brings this VM's share of a VM-wide gauge up to date: gauges are shared by every VM of the
+/// plugin, so each VM adds the change since its last report instead of setting a value.
+#[derive(Debug, Default)]
+pub struct GaugeShare {
+    reported: i64,
+}
+
+impl GaugeShare {
+    pub fn report(&mut self, sink: &mut dyn MetricSink, metric: Metric, now: usize) {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let delta = now.saturating_sub(self.reported);
+        if delta != 0 {
+            sink.add(metric, delta);
+            self.reported = now;
+        }
     }
 }
 
@@ -165,6 +189,17 @@ impl MetricSink for EnvoyMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gauge_share_reports_deltas() {
+        let mut sink: HashMap<Metric, i64> = HashMap::new();
+        let mut a = GaugeShare::default();
+        let mut b = GaugeShare::default();
+        a.report(&mut sink, Metric::VmHeapBytes, 100);
+        b.report(&mut sink, Metric::VmHeapBytes, 50);
+        a.report(&mut sink, Metric::VmHeapBytes, 70);
+        assert_eq!(sink[&Metric::VmHeapBytes], 120);
+    }
 
     #[test]
     fn names_carry_tags_in_envoy_form() {
