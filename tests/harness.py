@@ -94,15 +94,29 @@ class Broker:
 
     def __init__(self, port: int, advertised_port: int, log_dir: Path, extra_args: list[str] | None = None):
         self.port = port
+        self._args = (advertised_port, log_dir, extra_args or [])
+        self.starts = 0
+        self._start()
+
+    def _start(self) -> None:
+        advertised_port, log_dir, extra_args = self._args
         tansu = os.environ.get("TANSU") or str(CACHE / "tansu-0.6.0" / "bin" / "tansu")
+        self.starts += 1
         self.proc = Proc("tansu", [
             tansu, "broker",
-            "--listener-url", f"tcp://127.0.0.1:{port}",
+            "--listener-url", f"tcp://127.0.0.1:{self.port}",
             "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}",
             "--storage-engine", "memory://tansu/",
-            *(extra_args or []),
-        ], log_dir / f"tansu-{port}.log", env={"RUST_LOG": os.environ.get("TANSU_LOG", "warn")})
-        wait_port(port, 30, self.proc)
+            *extra_args,
+        ], log_dir / f"tansu-{self.port}-{self.starts}.log", env={"RUST_LOG": os.environ.get("TANSU_LOG", "warn")})
+        wait_port(self.port, 30, self.proc)
+
+    def restart(self, down_seconds: float = 1.0) -> None:
+        """Stops the broker, waits, starts it again on the same port (in-memory storage: topics
+        and records are gone, as after losing a single-node broker's disk)."""
+        self.proc.stop()
+        time.sleep(down_seconds)
+        self._start()
 
     def stop(self) -> None:
         self.proc.stop()

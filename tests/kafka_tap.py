@@ -47,6 +47,8 @@ class KafkaTap:
         self.largest_response = 0
         self.connections = 0
         self._conn_seq = 0
+        self._transports: set = set()
+        self.resets = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -66,6 +68,23 @@ class KafkaTap:
             self._loop.stop()
         self._loop.call_soon_threadsafe(_close)
         self._thread.join(5)
+
+    def reset_all(self) -> int:
+        """Aborts every relayed connection at once (a TCP reset toward Envoy and the broker), as a
+        network fault would; returns how many connections were cut."""
+        done = threading.Event()
+        cut = []
+
+        def _abort():
+            for t in list(self._transports):
+                t.abort()
+            cut.append(len(self._transports) // 2)
+            self._transports.clear()
+            done.set()
+        self._loop.call_soon_threadsafe(_abort)
+        done.wait(5)
+        self.resets += cut[0] if cut else 0
+        return cut[0] if cut else 0
 
     def reset(self) -> None:
         with self.lock:
@@ -91,6 +110,8 @@ class KafkaTap:
             self.connections += 1
             self._conn_seq += 1
             seq = self._conn_seq
+        transports = (client_w.transport, broker_w.transport)
+        self._transports.update(transports)
         pending: dict[int, int] = {}  # correlation id -> api key
         trace = None
         if self.record_dir is not None:
@@ -103,6 +124,7 @@ class KafkaTap:
         )
         if trace:
             trace.close()
+        self._transports.difference_update(transports)
 
     async def _pump(self, reader, writer, pending, is_request, record) -> None:
         buf = bytearray()
