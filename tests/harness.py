@@ -146,16 +146,19 @@ class Envoy:
 
     def __init__(self, listener_port: int, upstream_port: int, log_dir: Path, filter_config: dict | None = None,
                  wasm: Path | None = None, failure_policy: str = "FAIL_CLOSED", concurrency: int = 2,
-                 log_level: str = "info", admin_port: int | None = None):
+                 log_level: str = "info", admin_port: int | None = None, transform=None,
+                 extra_args: list[str] | None = None):
         self.listener_port = listener_port
         self.admin_port = admin_port or free_port()
         wasm = wasm or Path(os.environ.get("KAFKA_LENS_WASM", ROOT / ".run" / "kafka-lens.wasm"))
         config = render_envoy_config(listener_port, self.admin_port, upstream_port, wasm, filter_config, failure_policy)
+        if transform is not None:
+            config = transform(config)
         self.config_path = log_dir / f"envoy-{listener_port}-{self.admin_port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.proc = Proc("envoy", [
             "envoy", "-c", str(self.config_path), "--concurrency", str(concurrency),
-            "--disable-hot-restart", "-l", log_level, "--component-log-level", "wasm:debug",
+            "--disable-hot-restart", "-l", log_level, "--component-log-level", "wasm:debug", *(extra_args or []),
         ], log_dir / f"envoy-{listener_port}-{self.admin_port}.log")
         wait_port(self.admin_port, 30, self.proc)
         deadline = time.monotonic() + 30
