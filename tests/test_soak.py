@@ -1,0 +1,24 @@
+"""A short soak in the test suite (the long one: `python tests/soak.py --records 1000000 --minutes 5`):
+4 producers, a 2-member consumer group, 120,000 records through Envoy + kafka-lens."""
+from __future__ import annotations
+
+from clients import wait_until
+from soak import run
+
+
+def test_short_soak(envoy, tap):
+    r = run(f"127.0.0.1:{envoy.listener_port}", "soak-short", producers=4, records_per_producer=30_000, consumers=2,
+            max_seconds=240)
+    print(f"{r.produced} produced, {r.consumed} consumed in {r.seconds:.1f} s")
+    assert not r.errors, r.errors
+    assert r.produced == 120_000
+    assert (r.missing, r.duplicates, r.corrupt, r.out_of_order) == (0, 0, 0, 0)
+
+    wait_until(lambda: envoy.metrics().get("kafka_connections_active") == 0, 20, what="connections to close")
+    m = envoy.metrics()
+    tap_requests, tap_responses = tap.snapshot()
+    assert m.by_label("kafka_requests_total", "api") == tap_requests
+    assert m.by_label("kafka_responses_total", "api") == tap_responses
+    assert m.get("kafka_records_total", api="Produce", direction="request") == r.produced
+    assert m.get("kafka_records_total", api="Fetch", direction="response") >= r.produced
+    assert m.get("kafka_body_decode_errors_total") == m.get("kafka_scan_errors_total") == 0
