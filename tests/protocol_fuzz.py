@@ -87,7 +87,7 @@ def recv_exact(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
     while len(got) < n:
         try:
             data = sock.recv(65536)
-        except socket.timeout:
+        except (socket.timeout, ConnectionResetError):
             break
         if not data:
             break
@@ -154,6 +154,7 @@ BROKER_BEHAVIOURS: dict[str, tuple[str, Callable[[int], bytes]]] = {
     "negative-response-size": ("a response size prefix of -1", lambda c: struct.pack(">i", -1) + b"\x00" * 20),
     "garbage-response": ("random bytes instead of a response", lambda c: bytes((i * 37 + 11) % 256 for i in range(300))),
     "tiny-response": ("a response too small to hold a correlation id", lambda c: frame(b"\x01\x02")),
+    "reset-mid-response": ("half a response, then a TCP reset", lambda c: _response(c, b"\x00" * 40)[:20]),
 }
 
 
@@ -196,6 +197,8 @@ class HostileBroker:
             try:
                 conn.sendall(out)
                 time.sleep(0.2)
+                if name == "reset-mid-response":
+                    reset(conn)
             except OSError:
                 pass  # the client (or the proxy) may close first: that is the point of some cases
 

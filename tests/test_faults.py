@@ -99,6 +99,7 @@ def test_broker_restart(envoy, tap, broker):
         admin.close()
 
     create_topic()
+    heap_before = settled(envoy).get("kafka_lens_vm_heap_bytes")
     # Not idempotent: an in-memory broker forgets producer ids on restart (a broker matter, not the
     # proxy's), and this test is about recovering through the proxy.
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=20, retry_backoff_ms=200, enable_idempotence=False,
@@ -123,6 +124,7 @@ def test_broker_restart(envoy, tap, broker):
     m = settled(envoy)
     assert m.get("kafka_requests_in_flight") == 0
     assert m.get("kafka_connections_closed_by_filter_total") == 0
+    assert m.get("kafka_lens_vm_heap_bytes") - heap_before < 16 * 1024, "connections cut by the restart leaked"
     # While the broker was down the tap (between Envoy and the broker) dropped connections it could
     # not forward, so the first request of each such attempt (ApiVersions, or Metadata) reached the
     # filter but never the tap. Everything else must match exactly.

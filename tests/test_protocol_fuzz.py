@@ -68,7 +68,11 @@ def test_broker_side_hostile_responses(workdir, proxy_port):
         vms = envoy.metrics().get("envoy_wasm_envoy_wasm_runtime_v8_created")
         for name in BROKER_BEHAVIOURS:
             got = run_broker_case(envoy.listener_port, name)
-            assert got == broker.sent[name], f"{name}: the client must get exactly what the broker sent"
+            if name == "reset-mid-response":
+                # A reset propagates to the client, which may lose bytes not yet read: a prefix.
+                assert broker.sent[name].startswith(got), f"{name}: the client got bytes the broker never sent"
+            else:
+                assert got == broker.sent[name], f"{name}: the client must get exactly what the broker sent"
         m = settled(envoy)
         assert m.get("envoy_wasm_envoy_wasm_runtime_v8_created") == vms
         assert m.get("kafka_requests_in_flight") == 0
