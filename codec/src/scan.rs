@@ -357,12 +357,14 @@ fn add_batch(into: &mut PartitionRecords, batch: &BatchHeader) {
     }
 }
 
-/// Produce request body (after the request header), versions 3–13.
-async fn produce_request(r: Reader, version: i16) -> Result<Scanned, ScanError> {
-    let flexible = version >= 9;
-    let transactional_id = r.string(flexible).await?;
-    let acks = r.i16().await?;
-    let timeout_ms = r.i32().await?;
+/// The topic array shared by Produce requests and Fetch responses: topic (name, or id from v13),
+/// then partitions, each starting with fields read by `partition_head`, then a `records` field
+/// walked by [`Reader::record_set`], then (flexible versions) tagged fields.
+async fn topics<F, Fut>(r: &Reader, version: i16, flexible: bool, mut partition_head: F) -> Result<Vec<TopicRecords>, ScanError>
+where
+    F: FnMut(Reader) -> Fut,
+    Fut: Future<Output = Result<PartitionRecords, ScanError>>,
+{
     let mut topics = Vec::new();
     for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
         let mut topic = TopicRecords::default();
@@ -372,7 +374,7 @@ async fn produce_request(r: Reader, version: i16) -> Result<Scanned, ScanError> 
             topic.name = r.string(flexible).await?.unwrap_or_default();
         }
         for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
-            let mut p = PartitionRecords { partition: r.i32().await?, high_watermark: -1, ..Default::default() };
+            let mut p = partition_head(r.clone()).await?;
             if let Some(len) = r.bytes_len(flexible).await? {
                 p.records_len = len;
                 r.record_set(len, &mut p).await?;
@@ -390,6 +392,19 @@ async fn produce_request(r: Reader, version: i16) -> Result<Scanned, ScanError> 
     if flexible {
         r.skip_tagged_fields().await?;
     }
+    Ok(topics)
+}
+
+/// Produce request body (after the request header), versions 3–13.
+async fn produce_request(r: Reader, version: i16) -> Result<Scanned, ScanError> {
+    let flexible = version >= 9;
+    let transactional_id = r.string(flexible).await?;
+    let acks = r.i16().await?;
+    let timeout_ms = r.i32().await?;
+    let topics = topics(&r, version, flexible, |r| async move {
+        Ok(PartitionRecords { partition: r.i32().await?, high_watermark: -1, ..Default::default() })
+    })
+    .await?;
     Ok(Scanned::Produce(ProduceSummary { transactional_id, acks, timeout_ms, topics }))
 }
 
@@ -398,49 +413,27 @@ async fn fetch_response(r: Reader, version: i16) -> Result<Scanned, ScanError> {
     let flexible = version >= 12;
     let throttle_time_ms = r.i32().await?;
     let (error_code, session_id) = if version >= 7 { (r.i16().await?, r.i32().await?) } else { (0, 0) };
-    let mut topics = Vec::new();
-    for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
-        let mut topic = TopicRecords::default();
-        if version >= 13 {
-            topic.topic_id = Some(r.uuid().await?);
-        } else {
-            topic.name = r.string(flexible).await?.unwrap_or_default();
+    let topics = topics(&r, version, flexible, |r| async move {
+        let mut p = PartitionRecords { partition: r.i32().await?, ..Default::default() };
+        p.error_code = r.i16().await?;
+        p.high_watermark = r.i64().await?;
+        let _last_stable_offset = r.i64().await?;
+        if version >= 5 {
+            let _log_start_offset = r.i64().await?;
         }
         for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
-            let mut p = PartitionRecords { partition: r.i32().await?, ..Default::default() };
-            p.error_code = r.i16().await?;
-            p.high_watermark = r.i64().await?;
-            let _last_stable_offset = r.i64().await?;
-            if version >= 5 {
-                let _log_start_offset = r.i64().await?;
-            }
-            for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
-                let _producer_id = r.i64().await?;
-                let _first_offset = r.i64().await?;
-                if flexible {
-                    r.skip_tagged_fields().await?;
-                }
-            }
-            if version >= 11 {
-                let _preferred_read_replica = r.i32().await?;
-            }
-            if let Some(len) = r.bytes_len(flexible).await? {
-                p.records_len = len;
-                r.record_set(len, &mut p).await?;
-            }
+            let _producer_id = r.i64().await?;
+            let _first_offset = r.i64().await?;
             if flexible {
                 r.skip_tagged_fields().await?;
             }
-            topic.partitions.push(p);
         }
-        if flexible {
-            r.skip_tagged_fields().await?;
+        if version >= 11 {
+            let _preferred_read_replica = r.i32().await?;
         }
-        topics.push(topic);
-    }
-    if flexible {
-        r.skip_tagged_fields().await?;
-    }
+        Ok(p)
+    })
+    .await?;
     Ok(Scanned::Fetch(FetchSummary { throttle_time_ms, error_code, session_id, topics }))
 }
 
