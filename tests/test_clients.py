@@ -135,6 +135,19 @@ def test_produce_consume_group_through_filter(client, envoy, tap):
     assert m.get("kafka_records_total", api="Produce", direction="request") == N_RECORDS
     assert m.get("kafka_records_total", api="Fetch", direction="response") >= N_RECORDS
 
+    # Per client: every Produce request came from the producer's client id, every JoinGroup from
+    # the consumer's; bytes are the tap's byte counts; one latency sample per paired response.
+    producer_id = "e2e-kafka-python-producer" if client == "kafka-python" else "e2e-confluent-producer"
+    consumer_id = "e2e-kafka-python-consumer" if client == "kafka-python" else "e2e-confluent-consumer"
+    assert m.get("kafka_requests_total", api="Produce", client_id=producer_id) == tap_requests["Produce"]
+    assert m.get("kafka_requests_total", api="JoinGroup", client_id=consumer_id) == tap_requests["JoinGroup"]
+    assert m.get("kafka_request_bytes_total") == tap.request_bytes
+    assert m.get("kafka_response_bytes_total") <= tap.response_bytes
+    wait_until(lambda: envoy.metrics().get("kafka_request_latency_microseconds_count", api="Produce") == tap_responses["Produce"],
+               10, what="one latency sample per Produce response")
+    wait_until(lambda: envoy.metrics().get("kafka_request_latency_microseconds_count") == sum(tap_responses.values()),
+               10, what="one latency sample per paired response (histograms publish at each 1 s flush)")
+
     # Nothing left in flight; what was never answered is counted as such.
     assert m.get("kafka_requests_in_flight") == 0
     unanswered = sum(tap_requests.values()) - sum(tap_responses.values())

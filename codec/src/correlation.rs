@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// What the decoder remembers about a request until its response arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InFlight<T> {
     pub correlation_id: i32,
     pub api_key: i16,
@@ -40,7 +40,7 @@ pub struct Correlator<T> {
     dropped: u64,
 }
 
-impl<T: Copy> Correlator<T> {
+impl<T: Clone> Correlator<T> {
     /// An empty table holding at most `max_in_flight` requests.
     pub fn new(max_in_flight: usize) -> Self {
         Correlator { pending: VecDeque::new(), max_in_flight: max_in_flight.max(1), dropped: 0 }

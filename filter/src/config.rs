@@ -12,6 +12,9 @@ use kafka_lens_codec::frame::DEFAULT_MAX_FRAME_SIZE;
 /// Smallest accepted `max_frame_bytes`: a few headers' worth.
 const MIN_FRAME_BYTES: u32 = 1024;
 
+/// Default longest label value taken from client input.
+pub const DEFAULT_MAX_LABEL_LENGTH: usize = 64;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,8 +31,31 @@ pub struct Config {
     pub decode_bodies: bool,
     /// Largest frame `decode_bodies` copies into the VM.
     pub max_decode_bytes: u32,
+    /// Bounds on labels taken from client input.
+    pub labels: LabelLimits,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
+}
+
+/// Bounds on metric labels whose values come from clients.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelLimits {
+    /// Distinct `client_id` label values across all worker VMs; later ones fold into
+    /// `__overflow__` (counted in `kafka_lens_label_overflow_total`).
+    pub max_client_ids: u32,
+    /// Longest label value kept (characters); longer ones are cut.
+    pub max_label_length: usize,
+    /// Distinct metric series one VM creates; beyond it new series are not created (counted in
+    /// `kafka_lens_series_overflow_total`). Bounds the product of labels, which per-label caps
+    /// do not.
+    pub max_metric_series: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        LabelLimits { max_client_ids: 1000, max_label_length: DEFAULT_MAX_LABEL_LENGTH, max_metric_series: 20_000 }
+    }
 }
 
 /// Diagnostics switches; all off by default.
@@ -49,6 +75,7 @@ impl Default for Config {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             decode_bodies: true,
             max_decode_bytes: 64 * 1024,
+            labels: LabelLimits::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -92,6 +119,15 @@ impl Config {
         }
         if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
             return fail("max_in_flight", format!("must be between 1 and 1000000, got {}", self.max_in_flight));
+        }
+        if self.labels.max_client_ids == 0 {
+            return fail("labels.max_client_ids", "must be at least 1".into());
+        }
+        if !(8..=256).contains(&self.labels.max_label_length) {
+            return fail("labels.max_label_length", format!("must be between 8 and 256, got {}", self.labels.max_label_length));
+        }
+        if self.labels.max_metric_series < 100 {
+            return fail("labels.max_metric_series", format!("must be at least 100, got {}", self.labels.max_metric_series));
         }
         if self.max_decode_bytes > self.max_frame_bytes {
             return fail("max_decode_bytes", format!("must not exceed max_frame_bytes ({}), got {}", self.max_frame_bytes, self.max_decode_bytes));

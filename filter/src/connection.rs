@@ -17,6 +17,7 @@ use kafka_lens_codec::kafka_protocol::messages::ApiKey;
 use kafka_lens_codec::scan::{self, BodyScan, ScanError, Scanned};
 
 use crate::config::Config;
+use crate::labels::Label;
 use crate::metrics::{Direction, Metric, MetricSink};
 
 /// What the filter should do with the connection after a chunk.
@@ -59,13 +60,24 @@ impl From<&Config> for Limits {
     }
 }
 
+/// What the connection remembers of a request until its response: when it started and who sent
+/// it.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    started_micros: Option<u64>,
+    client_id: Label,
+}
+
 /// Per-connection state. See the module documentation.
 #[derive(Debug)]
 pub struct Connection {
     limits: Limits,
     requests: FrameSplitter,
     responses: FrameSplitter,
-    correlator: Correlator<()>,
+    correlator: Correlator<RequestContext>,
+    /// The last client id seen on this connection and its admitted label (clients send the same
+    /// id on every request, so the cap is consulted once per connection in practice).
+    client: Option<(Option<String>, Label)>,
     protocol: Protocol,
     /// API and version of the response frame being captured for decode.
     capturing_response: Option<(ApiKey, i16)>,
@@ -113,6 +125,16 @@ fn unsigned_varint(bytes: &[u8]) -> Option<(u32, usize)> {
     None
 }
 
+/// Label values for API versions, without allocating per request.
+const VERSION_LABELS: [&str; 32] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20",
+    "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+];
+
+fn version_label(version: i16) -> &'static str {
+    usize::try_from(version).ok().and_then(|v| VERSION_LABELS.get(v)).copied().unwrap_or("other")
+}
+
 /// Counts what a structural scan of a Produce request or Fetch response found.
 fn count_scan(result: &Result<Scanned, ScanError>, key: ApiKey, direction: Direction, sink: &mut dyn MetricSink) {
     let api = api::name(key);
@@ -137,6 +159,7 @@ impl Connection {
             requests: FrameSplitter::new(SplitterConfig::requests(limits.max_frame_bytes)),
             responses: FrameSplitter::new(SplitterConfig::responses(limits.max_frame_bytes)),
             correlator: Correlator::new(limits.max_in_flight),
+            client: None,
             protocol: Protocol::Undetermined,
             capturing_response: None,
             closed: false,
@@ -258,7 +281,9 @@ impl Connection {
             }
             ApiSupport::UnknownApi => ("unknown", None),
         };
-        sink.add(Metric::Requests { api: api_name }, 1);
+        let client_id = self.client_label(info.client_id(), sink);
+        sink.add(Metric::Requests { api: api_name, version: version_label(id.api_version), client_id: client_id.clone() }, 1);
+        sink.add(Metric::RequestBytes { api: api_name, client_id: client_id.clone() }, i64::from(start.body_len) + 4);
 
         let expects_response = match (key, info.header_len) {
             (Some(ApiKey::Produce), Some(header_len)) => {
@@ -272,7 +297,7 @@ impl Connection {
                 correlation_id: id.correlation_id,
                 api_key: id.api_key,
                 api_version: id.api_version,
-                extra: (),
+                extra: RequestContext { started_micros: sink.now_micros(), client_id },
             });
             if overflow {
                 sink.add(Metric::InFlightOverflow, 1);
@@ -287,6 +312,18 @@ impl Connection {
             (Some(key), _) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
             _ => Disposition::Skip,
         }
+    }
+
+    /// The client-id label for this request, reusing the connection's last one when unchanged.
+    fn client_label(&mut self, raw: Option<&str>, sink: &mut dyn MetricSink) -> Label {
+        if let Some((last, label)) = &self.client {
+            if last.as_deref() == raw {
+                return label.clone();
+            }
+        }
+        let label = sink.client_label(raw);
+        self.client = Some((raw.map(str::to_owned), label.clone()));
+        label
     }
 
     fn should_decode(&self, key: ApiKey, direction: Direction, body_len: u32) -> bool {
@@ -357,7 +394,13 @@ impl Connection {
             }
         };
         let support = api::support(request.api_key, request.api_version);
-        sink.add(Metric::Responses { api: api::name_of_raw(request.api_key) }, 1);
+        let api = api::name_of_raw(request.api_key);
+        let client_id = request.extra.client_id;
+        sink.add(Metric::Responses { api, version: version_label(request.api_version), client_id: client_id.clone() }, 1);
+        sink.add(Metric::ResponseBytes { api, client_id: client_id.clone() }, i64::from(start.body_len) + 4);
+        if let (Some(started), Some(now)) = (request.extra.started_micros, sink.now_micros()) {
+            sink.record(Metric::Latency { api, client_id }, now.saturating_sub(started));
+        }
         match support {
             ApiSupport::Known(key) if scan::supports(key, request.api_version, false) => {
                 match header::decode_response_header(&start.prefix, key, request.api_version) {

@@ -70,6 +70,9 @@ impl RootContext for Root {
         match Config::parse(&raw) {
             Ok(config) => {
                 log::info!("configuration loaded: {config:?}");
+                if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
+                    *metrics = EnvoyMetrics::new(&config);
+                }
                 self.config = Rc::new(config);
                 add(&self.metrics, Metric::ConfigLoads, 1);
                 if let Err(e) = host::set_tick_period(TICK_MILLIS) {

@@ -98,6 +98,14 @@ mod abi {
         pub fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
         pub fn proxy_close_stream(stream_type: u32) -> u32;
         pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        pub fn proxy_get_shared_data(
+            key_data: *const u8,
+            key_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+            return_cas: *mut u32,
+        ) -> u32;
+        pub fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32) -> u32;
     }
 }
 
@@ -164,6 +172,30 @@ pub fn close(stream: Stream) -> Result<(), HostError> {
     check(unsafe { abi::proxy_close_stream(stream as u32) })
 }
 
+/// Reads a proxy-wasm shared-data entry (shared by every VM of the plugin): its value and CAS
+/// token, or `None` if absent.
+#[cfg(target_arch = "wasm32")]
+pub fn get_shared(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: as in read_buffer, Envoy hands back memory allocated through the SDK's allocator.
+    let status = unsafe { abi::proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match status {
+        0 if data.is_null() => Ok(Some((Vec::new(), cas))),
+        0 => Ok(Some((unsafe { Vec::from_raw_parts(data, size, size) }, cas))),
+        1 => Ok(None),
+        other => Err(HostError::Status(other)),
+    }
+}
+
+/// Writes a shared-data entry; with `cas` other than 0 only if nobody wrote it since that read
+/// (status 8, CasMismatch, otherwise).
+#[cfg(target_arch = "wasm32")]
+pub fn set_shared(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    check(unsafe { abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
 /// Asks Envoy to call the root context's `on_tick` every `millis` milliseconds.
 #[cfg(target_arch = "wasm32")]
 pub fn set_tick_period(millis: u32) -> Result<(), HostError> {
@@ -226,6 +258,12 @@ mod native {
         Err(HostError::NotInWasm)
     }
     pub fn set_tick_period(_: u32) -> Result<(), HostError> {
+        Err(HostError::NotInWasm)
+    }
+    pub fn get_shared(_: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+        Err(HostError::NotInWasm)
+    }
+    pub fn set_shared(_: &str, _: &[u8], _: u32) -> Result<(), HostError> {
         Err(HostError::NotInWasm)
     }
     pub fn log(_: Level, _: &str) {}

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod config;
 pub mod connection;
 pub mod host;
+pub mod labels;
 pub mod metrics;
 
 #[cfg(target_arch = "wasm32")]

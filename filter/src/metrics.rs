@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use crate::host::{self, HostError, MetricKind};
+use crate::labels::{sanitize, Label, LabelCap, SharedStore, StoreError};
 
 /// Direction of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,12 +28,24 @@ impl Direction {
 }
 
 /// Every metric the filter emits. Each variant is one Envoy stat per distinct label value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Metric {
-    /// Requests seen, per API name (`unknown` for API keys the codec does not know).
-    Requests { api: &'static str },
-    /// Responses seen and paired with their request, per API name.
-    Responses { api: &'static str },
+    /// Requests seen, per API name (`unknown` for API keys the codec does not know), API version
+    /// and client id (sanitized, capped).
+    Requests { api: &'static str, version: &'static str, client_id: Label },
+    /// Responses seen and paired with their request, per API, version and client id.
+    Responses { api: &'static str, version: &'static str, client_id: Label },
+    /// Request bytes (frames with their size prefix), per API and client id.
+    RequestBytes { api: &'static str, client_id: Label },
+    /// Response bytes, per API and client id.
+    ResponseBytes { api: &'static str, client_id: Label },
+    /// Microseconds from a request's first bytes to its response's first bytes, per API and
+    /// client id (histogram).
+    Latency { api: &'static str, client_id: Label },
+    /// Distinct label values refused because the label's cap was reached, per label.
+    LabelOverflow { label: &'static str },
+    /// Metrics not created because the VM's series budget (`max_metric_series`) was spent.
+    SeriesOverflow,
     /// Requests at a version the codec does not decode, per API: passed through untouched.
     UnknownVersionRequests { api: &'static str },
     /// Frames whose header or framing could not be decoded, per direction and reason.
@@ -78,8 +91,13 @@ impl Metric {
     /// Envoy stat name with tags.
     pub fn name(&self) -> String {
         match self {
-            Metric::Requests { api } => format!("kafka_requests_total;api={api}"),
-            Metric::Responses { api } => format!("kafka_responses_total;api={api}"),
+            Metric::Requests { api, version, client_id } => format!("kafka_requests_total;api={api};version={version};client_id={client_id}"),
+            Metric::Responses { api, version, client_id } => format!("kafka_responses_total;api={api};version={version};client_id={client_id}"),
+            Metric::RequestBytes { api, client_id } => format!("kafka_request_bytes_total;api={api};client_id={client_id}"),
+            Metric::ResponseBytes { api, client_id } => format!("kafka_response_bytes_total;api={api};client_id={client_id}"),
+            Metric::Latency { api, client_id } => format!("kafka_request_latency_microseconds;api={api};client_id={client_id}"),
+            Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
+            Metric::SeriesOverflow => "kafka_lens_series_overflow_total".into(),
             Metric::UnknownVersionRequests { api } => format!("kafka_unknown_version_requests_total;api={api}"),
             Metric::UndecodableFrames { direction, reason } => {
                 format!("kafka_undecodable_frames_total;direction={};reason={reason}", direction.as_str())
@@ -113,21 +131,57 @@ impl Metric {
     fn kind(&self) -> MetricKind {
         match self {
             Metric::ActiveConnections | Metric::InFlightRequests | Metric::VmHeapBytes | Metric::VmMemoryBytes => MetricKind::Gauge,
+            Metric::Latency { .. } => MetricKind::Histogram,
             _ => MetricKind::Counter,
         }
     }
 }
 
-/// Where the connection logic sends its counts. The Wasm build sends them to Envoy
+/// Where the connection logic sends its counts, with the two things counting needs from the
+/// host: label values admitted under their cap, and the clock. The Wasm build sends them to Envoy
 /// ([`EnvoyMetrics`]); native tests collect them in a map.
 pub trait MetricSink {
     /// Adds `by` to `metric` (negative only for gauges).
     fn add(&mut self, metric: Metric, by: i64);
+
+    /// Records a histogram sample.
+    fn record(&mut self, metric: Metric, value: u64);
+
+    /// The `client_id` label for a client id as sent (absent: `none`): sanitized and, in Envoy,
+    /// capped across VMs. The default only sanitizes.
+    fn client_label(&mut self, raw: Option<&str>) -> Label {
+        Label::Owned(sanitize(raw.unwrap_or(""), crate::config::DEFAULT_MAX_LABEL_LENGTH).into())
+    }
+
+    /// Microseconds on a monotonic-enough clock, where the host has one.
+    fn now_micros(&mut self) -> Option<u64> {
+        None
+    }
 }
 
+/// The test sink: counters and gauges sum; a histogram counts its samples.
 impl MetricSink for HashMap<Metric, i64> {
     fn add(&mut self, metric: Metric, by: i64) {
         *self.entry(metric).or_insert(0) += by;
+    }
+    fn record(&mut self, metric: Metric, _value: u64) {
+        *self.entry(metric).or_insert(0) += 1;
+    }
+}
+
+/// Proxy-wasm shared data, through [`host`].
+struct EnvoyShared;
+
+impl SharedStore for EnvoyShared {
+    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        host::get_shared(key).map_err(|_| StoreError::Failed)
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        match host::set_shared(key, value, cas) {
+            Ok(()) => Ok(()),
+            Err(HostError::Status(8)) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Failed),
+        }
     }
 }
 
@@ -149,23 +203,54 @@ impl GaugeShare {
     }
 }
 
-/// Envoy-backed metrics for one VM: defines each stat on first use and remembers its id.
-#[derive(Debug, Default)]
+/// Envoy-backed metrics for one VM: defines each stat on first use and remembers its id, within
+/// a budget of distinct series; admits client-id labels under their cap.
+#[derive(Debug)]
 pub struct EnvoyMetrics {
     ids: HashMap<Metric, u32>,
+    max_series: usize,
+    client_ids: LabelCap,
     /// Definitions or increments Envoy refused (reported once per VM in the log).
     pub failures: u64,
     last_error: Option<HostError>,
 }
 
+impl Default for EnvoyMetrics {
+    fn default() -> Self {
+        EnvoyMetrics::new(&crate::config::Config::default())
+    }
+}
+
 impl EnvoyMetrics {
-    fn id(&mut self, metric: Metric) -> Result<u32, HostError> {
+    pub fn new(config: &crate::config::Config) -> Self {
+        EnvoyMetrics {
+            ids: HashMap::new(),
+            max_series: config.labels.max_metric_series,
+            client_ids: LabelCap::new("client_id", config.labels.max_client_ids, config.labels.max_label_length),
+            failures: 0,
+            last_error: None,
+        }
+    }
+
+    fn id(&mut self, metric: Metric) -> Result<Option<u32>, HostError> {
         if let Some(id) = self.ids.get(&metric) {
-            return Ok(*id);
+            return Ok(Some(*id));
+        }
+        if self.ids.len() >= self.max_series && metric != Metric::SeriesOverflow {
+            self.add(Metric::SeriesOverflow, 1);
+            return Ok(None);
         }
         let id = host::define_metric(metric.kind(), &metric.name())?;
         self.ids.insert(metric, id);
-        Ok(id)
+        Ok(Some(id))
+    }
+
+    fn refused(&mut self, metric: &Metric, e: HostError) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures == 1 {
+            log::warn!("metric {} refused by Envoy: {e}", metric.name());
+        }
+        self.last_error = Some(e);
     }
 
     /// The most recent refusal, taken.
@@ -176,13 +261,39 @@ impl EnvoyMetrics {
 
 impl MetricSink for EnvoyMetrics {
     fn add(&mut self, metric: Metric, by: i64) {
-        if let Err(e) = self.id(metric).and_then(|id| host::increment_metric(id, by)) {
-            self.failures = self.failures.saturating_add(1);
-            if self.failures == 1 {
-                log::warn!("metric {} refused by Envoy: {e}", metric.name());
+        match self.id(metric.clone()) {
+            Ok(Some(id)) => {
+                if let Err(e) = host::increment_metric(id, by) {
+                    self.refused(&metric, e);
+                }
             }
-            self.last_error = Some(e);
+            Ok(None) => {}
+            Err(e) => self.refused(&metric, e),
         }
+    }
+
+    fn record(&mut self, metric: Metric, value: u64) {
+        match self.id(metric.clone()) {
+            Ok(Some(id)) => {
+                if let Err(e) = host::record_metric(id, value) {
+                    self.refused(&metric, e);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.refused(&metric, e),
+        }
+    }
+
+    fn client_label(&mut self, raw: Option<&str>) -> Label {
+        let admitted = self.client_ids.admit(&mut EnvoyShared, raw);
+        if admitted.overflowed {
+            self.add(Metric::LabelOverflow { label: "client_id" }, 1);
+        }
+        admitted.label
+    }
+
+    fn now_micros(&mut self) -> Option<u64> {
+        host::now_nanos().ok().map(|n| n / 1000)
     }
 }
 
@@ -203,7 +314,11 @@ mod tests {
 
     #[test]
     fn names_carry_tags_in_envoy_form() {
-        assert_eq!(Metric::Requests { api: "Produce" }.name(), "kafka_requests_total;api=Produce");
+        let client_id = Label::Static("shop");
+        assert_eq!(
+            Metric::Requests { api: "Produce", version: "9", client_id }.name(),
+            "kafka_requests_total;api=Produce;version=9;client_id=shop"
+        );
         assert_eq!(
             Metric::UndecodableFrames { direction: Direction::Response, reason: "too_large" }.name(),
             "kafka_undecodable_frames_total;direction=response;reason=too_large"
