@@ -2,7 +2,7 @@
 //! configuration type, so a renamed or mistyped field fails this test, not a cluster.
 //! (`tests/test_configs.py` runs `envoy --mode validate` on the same files.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kafka_lens_filter::config::Config;
 use serde_norway::Value;
@@ -28,7 +28,9 @@ fn kafka_lens_configs(v: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn every_shipped_filter_configuration_parses() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy-configs");
+    // At run time, not compile time: a test binary built in another checkout sharing the target
+    // directory would otherwise look there.
+    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("../envoy-configs");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

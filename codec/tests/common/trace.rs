@@ -23,7 +23,9 @@ impl Trace {
 }
 
 pub fn load_all() -> Vec<Trace> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../codec/tests/data/traces");
+    // At run time, not compile time: a test binary built in another checkout sharing the target
+    // directory would otherwise look there.
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join("../codec/tests/data/traces");
     let mut paths = Vec::new();
     collect(&root, &mut paths);
     paths.sort();
