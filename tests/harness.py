@@ -176,7 +176,23 @@ class Envoy:
             return f"error: {e}"
 
     def metrics(self) -> "Metrics":
+        """The metrics now. The filter sums counter and gauge increments in each Wasm VM and sends
+        them to Envoy every second and when a connection closes, so counts of open connections
+        may be up to a second old: use `settled_metrics` or wait for the expected value."""
         return Metrics.parse(self.admin("stats/prometheus"))
+
+    def settled_metrics(self, timeout: float = 20, tick: bool = False) -> "Metrics":
+        """The metrics once every connection through the filter has closed (a closing connection
+        sends its VM's counts to Envoy, so they are then complete); with `tick`, also after one
+        more flush tick (memory gauges)."""
+        deadline = time.monotonic() + timeout
+        while self.metrics().get("kafka_connections_active") != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("timed out waiting for connections to close")
+            time.sleep(0.2)
+        if tick:
+            time.sleep(1.5)
+        return self.metrics()
 
     def log_text(self) -> str:
         return self.proc.log_path.read_text(errors="replace")

@@ -105,7 +105,7 @@ def test_produce_consume_group_through_filter(client, envoy, tap):
 
     # Settle: every client connection closed (a client may close with a long-poll Fetch still
     # unanswered), then the filter must have counted exactly what the tap saw on the wire.
-    wait_until(lambda: envoy.metrics().get("kafka_connections_active") == 0, 15, what="connections to close")
+    envoy.settled_metrics()
     tap_requests, tap_responses = tap.snapshot()
 
     def counters_match():

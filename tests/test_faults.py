@@ -11,12 +11,6 @@ from clients import check_received, make_records, wait_until
 PARTITIONS = 3
 
 
-def settled(envoy):
-    wait_until(lambda: envoy.metrics().get("kafka_connections_active") == 0, 20, what="connections to close")
-    time.sleep(1.5)  # one memory-gauge tick
-    return envoy.metrics()
-
-
 def test_connection_resets_during_produce_and_consume(envoy, tap):
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -26,7 +20,7 @@ def test_connection_resets_during_produce_and_consume(envoy, tap):
     for f in admin.create_topics([NewTopic("faults-reset", PARTITIONS, 1)]).values():
         f.result(30)
     del admin
-    heap_before = settled(envoy).get("kafka_lens_vm_heap_bytes")
+    heap_before = envoy.settled_metrics(tick=True).get("kafka_lens_vm_heap_bytes")
 
     sent = make_records(20_000, PARTITIONS, "faults", seed=11)
     errors = []
@@ -79,7 +73,7 @@ def test_connection_resets_during_produce_and_consume(envoy, tap):
             unique.append(r)
     check_received(sent, unique)
 
-    m = settled(envoy)
+    m = envoy.settled_metrics(tick=True)
     assert m.get("kafka_requests_in_flight") == 0
     assert m.get("kafka_unanswered_requests_total") > 0, "cut connections must leave requests unanswered"
     assert m.get("kafka_connections_closed_by_filter_total") == 0
@@ -99,7 +93,7 @@ def test_broker_restart(envoy, tap, broker):
         admin.close()
 
     create_topic()
-    heap_before = settled(envoy).get("kafka_lens_vm_heap_bytes")
+    heap_before = envoy.settled_metrics(tick=True).get("kafka_lens_vm_heap_bytes")
     # Not idempotent: an in-memory broker forgets producer ids on restart (a broker matter, not the
     # proxy's), and this test is about recovering through the proxy.
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=20, retry_backoff_ms=200, enable_idempotence=False,
@@ -121,7 +115,7 @@ def test_broker_restart(envoy, tap, broker):
     consumer.close()
     assert values == [b"after-%d" % i for i in range(100)], "the producer recovered through the proxy"
 
-    m = settled(envoy)
+    m = envoy.settled_metrics(tick=True)
     assert m.get("kafka_requests_in_flight") == 0
     assert m.get("kafka_connections_closed_by_filter_total") == 0
     assert m.get("kafka_lens_vm_heap_bytes") - heap_before < 16 * 1024, "connections cut by the restart leaked"

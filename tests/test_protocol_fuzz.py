@@ -23,13 +23,6 @@ def rss_kib(envoy: Envoy) -> int:
     return 0
 
 
-def settled(envoy: Envoy):
-    """Waits until no connection is open, then one memory-gauge tick; returns the metrics."""
-    wait_until(lambda: envoy.metrics().get("kafka_connections_active") == 0, 15, what="connections to close")
-    time.sleep(1.5)
-    return envoy.metrics()
-
-
 def test_client_side_hostile_streams(echo_envoy):
     port = echo_envoy.listener_port
     vms = echo_envoy.metrics().get("envoy_wasm_envoy_wasm_runtime_v8_created")
@@ -40,7 +33,7 @@ def test_client_side_hostile_streams(echo_envoy):
             assert ok, f"{case.name}: {detail}"
             assert canary(port), f"after {case.name}: another connection got no answer"
             results[case.name] = detail
-        m = settled(echo_envoy)
+        m = echo_envoy.settled_metrics(tick=True)
         if rnd == 0:
             heap0, rss0 = m.get("kafka_lens_vm_heap_bytes"), rss_kib(echo_envoy)
     heap1, rss1 = m.get("kafka_lens_vm_heap_bytes"), rss_kib(echo_envoy)
@@ -73,7 +66,7 @@ def test_broker_side_hostile_responses(workdir, proxy_port):
                 assert broker.sent[name].startswith(got), f"{name}: the client got bytes the broker never sent"
             else:
                 assert got == broker.sent[name], f"{name}: the client must get exactly what the broker sent"
-        m = settled(envoy)
+        m = envoy.settled_metrics(tick=True)
         assert m.get("envoy_wasm_envoy_wasm_runtime_v8_created") == vms
         assert m.get("kafka_requests_in_flight") == 0
         assert m.get("kafka_unmatched_responses_total") == 1  # the response for correlation id + 1000
@@ -114,7 +107,7 @@ def test_10000_pipelined_requests_and_slowloris_against_the_broker(envoy, tap):
         resp = recv_exact(s, 8, timeout=10)
         assert struct.unpack_from(">i", resp, 4)[0] == 424242
 
-    m = settled(envoy)
+    m = envoy.settled_metrics(tick=True)
     tap_requests, tap_responses = tap.snapshot()
     assert m.by_label("kafka_requests_total", "api") == tap_requests == {"ApiVersions": n + 1}
     # With 10,000 requests pipelined past max_in_flight (1024), the oldest entries are forgotten;

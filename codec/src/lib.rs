@@ -7,6 +7,8 @@
 //! * [`frame`]: splits a byte stream into Kafka frames (4-byte size prefix) across arbitrary chunk
 //!   boundaries, reading only the byte ranges a consumer asks for, so record payloads are never
 //!   copied; enforces the maximum frame size.
+//! * [`read_ahead`]: serves the splitter's small reads from one larger read, because in Envoy each
+//!   read is a hostcall that costs more than the bytes it copies.
 //! * [`detect`]: tells, from the first frame of a connection, whether the stream is Kafka at all
 //!   (TLS ClientHello, HTTP, random bytes are not), so such streams pass through untouched.
 //! * [`header`]: request and response headers (versions 0–2) through the kafka-protocol crate's
@@ -30,6 +32,7 @@ pub mod correlation;
 pub mod detect;
 pub mod frame;
 pub mod header;
+pub mod read_ahead;
 pub mod records;
 pub mod scan;
 

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use common::trace::{self, Dir};
 use kafka_lens_codec::body;
 use kafka_lens_codec::correlation::{Correlator, InFlight, Match};
-use kafka_lens_codec::frame::{Disposition, FrameEvent, FrameSplitter, SliceSource, SplitterConfig, DEFAULT_MAX_FRAME_SIZE};
+use kafka_lens_codec::frame::{ChunkSource, Disposition, FrameEvent, FrameSplitter, SliceSource, SplitterConfig, DEFAULT_MAX_FRAME_SIZE};
 use kafka_lens_codec::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_lens_codec::read_ahead::ReadAhead;
 use kafka_lens_codec::records::{self, Compression};
 use proptest::prelude::*;
 
@@ -20,16 +21,25 @@ fn config(dir: Dir) -> SplitterConfig {
     }
 }
 
-/// Splits `stream` fed in chunks of the given sizes (cycled); captures every third frame.
-fn split(stream: &[u8], dir: Dir, chunk_sizes: &[usize]) -> Vec<FrameEvent> {
+/// Splits `stream` fed in chunks of the given sizes (cycled); captures every third frame. With a
+/// `window`, reads go through a [`ReadAhead`] of that size.
+fn split(stream: &[u8], dir: Dir, chunk_sizes: &[usize], window: Option<usize>) -> Vec<FrameEvent> {
     let mut splitter = FrameSplitter::new(config(dir));
     let mut events = Vec::new();
     let mut pos = 0;
     let mut sizes = chunk_sizes.iter().cycle();
     while pos < stream.len() {
         let n = (*sizes.next().unwrap()).max(1).min(stream.len() - pos);
-        let mut source = SliceSource(&stream[pos..pos + n]);
-        splitter.push(&mut source, n, |event| {
+        let mut slice = SliceSource(&stream[pos..pos + n]);
+        let mut ahead;
+        let source: &mut dyn ChunkSource = match window {
+            Some(window) => {
+                ahead = ReadAhead::new(&mut slice, n, window);
+                &mut ahead
+            }
+            None => &mut slice,
+        };
+        splitter.push(source, n, |event| {
             let disposition = match &event {
                 FrameEvent::Start(start) if start.index % 3 == 0 => Disposition::Capture,
                 _ => Disposition::Skip,
@@ -48,12 +58,13 @@ proptest! {
 
     #[test]
     fn every_chunking_yields_the_same_frames(chunk_sizes in prop::collection::vec(
-        prop_oneof![4 => 1usize..8, 3 => 8usize..200, 1 => 200usize..70_000], 1..40)) {
+        prop_oneof![4 => 1usize..8, 3 => 8usize..200, 1 => 200usize..70_000], 1..40),
+        window in prop::option::of(1usize..2000)) {
         for t in trace::load_all() {
             for dir in [Dir::Request, Dir::Response] {
                 let stream = t.stream(dir);
-                let whole = split(&stream, dir, &[usize::MAX]);
-                let chunked = split(&stream, dir, &chunk_sizes);
+                let whole = split(&stream, dir, &[usize::MAX], None);
+                let chunked = split(&stream, dir, &chunk_sizes, window);
                 prop_assert_eq!(&chunked, &whole, "{} {:?}", t.path.display(), dir);
             }
         }
@@ -137,4 +148,53 @@ fn every_recorded_frame_decodes() {
     expect("kafka-python", Compression::Gzip);
     expect("confluent-kafka", Compression::Lz4);
     expect("kcat", Compression::Snappy);
+}
+
+/// Counts the reads that reach a slice.
+struct Counting<'a> {
+    slice: SliceSource<'a>,
+    reads: usize,
+    bytes: usize,
+}
+
+impl ChunkSource for Counting<'_> {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        self.reads += 1;
+        self.bytes += len;
+        self.slice.read_into(start, len, out)
+    }
+}
+
+/// Reads and bytes read splitting `stream` as one chunk, scanning nothing (headers only).
+fn count_reads(stream: &[u8], dir: Dir, window: Option<usize>) -> (usize, usize, usize) {
+    let mut counting = Counting { slice: SliceSource(stream), reads: 0, bytes: 0 };
+    let mut splitter = FrameSplitter::new(config(dir));
+    let mut frames = 0;
+    let on_event = |event: FrameEvent| {
+        if let FrameEvent::Start(_) = event {
+            frames += 1;
+        }
+        Disposition::Skip
+    };
+    match window {
+        Some(window) => splitter.push(&mut ReadAhead::new(&mut counting, stream.len(), window), stream.len(), on_event),
+        None => splitter.push(&mut counting, stream.len(), on_event),
+    }
+    (frames, counting.reads, counting.bytes)
+}
+
+#[test]
+fn read_ahead_reads_each_frame_start_at_most_once_and_copies_little_more() {
+    let window = kafka_lens_codec::read_ahead::DEFAULT_WINDOW;
+    for t in trace::load_all() {
+        for dir in [Dir::Request, Dir::Response] {
+            let stream = t.stream(dir);
+            let (frames, direct_reads, direct_bytes) = count_reads(&stream, dir, None);
+            let (_, reads, bytes) = count_reads(&stream, dir, Some(window));
+            let name = format!("{} {dir:?}", t.path.display());
+            assert_eq!(direct_reads, 2 * frames, "{name}: size, then prefix");
+            assert!(reads <= frames, "{name}: {reads} reads for {frames} frames");
+            assert!(bytes <= direct_bytes + reads * window, "{name}: {bytes} bytes vs {direct_bytes}");
+        }
+    }
 }

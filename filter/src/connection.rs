@@ -13,6 +13,7 @@ use kafka_lens_codec::correlation::{Correlator, InFlight, Match};
 use kafka_lens_codec::detect::{self, NotKafka};
 use kafka_lens_codec::frame::{ChunkSource, Disposition, FrameError, FrameEvent, FrameSplitter, FrameStart, SplitterConfig};
 use kafka_lens_codec::header;
+use kafka_lens_codec::read_ahead::{self, ReadAhead};
 use kafka_lens_codec::kafka_protocol::messages::ApiKey;
 use kafka_lens_codec::scan::{self, BodyScan, ScanError, Scanned};
 
@@ -182,7 +183,8 @@ impl Connection {
         }
         let mut verdict = Verdict::Continue;
         let mut requests = std::mem::replace(&mut self.requests, FrameSplitter::new(SplitterConfig::requests(0)));
-        requests.push(source, len, |event| match event {
+        let mut source = ReadAhead::new(source, len, read_ahead::DEFAULT_WINDOW);
+        requests.push(&mut source, len, |event| match event {
             FrameEvent::Start(start) => self.request_start(&start, sink),
             FrameEvent::Complete { body, .. } => {
                 self.request_complete(&body, sink);
@@ -216,7 +218,8 @@ impl Connection {
             return Verdict::Continue;
         }
         let mut responses = std::mem::replace(&mut self.responses, FrameSplitter::new(SplitterConfig::responses(0)));
-        responses.push(source, len, |event| match event {
+        let mut source = ReadAhead::new(source, len, read_ahead::DEFAULT_WINDOW);
+        responses.push(&mut source, len, |event| match event {
             FrameEvent::Start(start) => self.response_start(&start, sink),
             FrameEvent::Complete { body, .. } => {
                 self.response_complete(&body, sink);

@@ -23,7 +23,14 @@ fn add(metrics: &SharedMetrics, metric: Metric, by: i64) {
     }
 }
 
-/// How often the root context refreshes the VM memory gauges.
+/// Sends the VM's summed metric increments to Envoy.
+fn flush(metrics: &SharedMetrics) {
+    if let Ok(mut m) = metrics.try_borrow_mut() {
+        m.flush();
+    }
+}
+
+/// How often the root context refreshes the VM memory gauges and flushes metric increments.
 const TICK_MILLIS: u32 = 1000;
 
 /// This VM's shares of the VM-wide memory gauges.
@@ -51,7 +58,12 @@ pub struct Root {
     memory: MemoryGauges,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        flush(&self.metrics);
+        true
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -71,10 +83,12 @@ impl RootContext for Root {
             Ok(config) => {
                 log::info!("configuration loaded: {config:?}");
                 if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
+                    metrics.flush();
                     *metrics = EnvoyMetrics::new(&config);
                 }
                 self.config = Rc::new(config);
                 add(&self.metrics, Metric::ConfigLoads, 1);
+                flush(&self.metrics);
                 if let Err(e) = host::set_tick_period(TICK_MILLIS) {
                     add(&self.metrics, Metric::HostcallFailures { call: "set_tick_period" }, 1);
                     log::warn!("no tick, memory gauges will not refresh: {e}");
@@ -91,6 +105,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.memory.report(&self.metrics);
+        flush(&self.metrics);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -121,6 +136,7 @@ impl KafkaStream {
     /// Runs `f` with the VM's metric sink, counting any hostcall refusal it caused.
     fn with_metrics<T>(&mut self, f: impl FnOnce(&mut Connection, &mut dyn MetricSink) -> T) -> Option<T> {
         let mut metrics = self.metrics.try_borrow_mut().ok()?;
+        metrics.start_callback();
         Some(f(&mut self.connection, &mut *metrics))
     }
 
@@ -205,6 +221,8 @@ impl StreamContext for KafkaStream {
     fn on_log(&mut self) {
         add(&self.metrics, Metric::ActiveConnections, -1);
         self.release();
+        // A closed connection's counts are visible at once, not a tick later.
+        flush(&self.metrics);
         log::debug!("connection {} closed", self.id);
     }
 }

@@ -203,13 +203,42 @@ impl GaugeShare {
     }
 }
 
+/// Where a defined metric's updates go.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// A counter or gauge: its increments add up in `EnvoyMetrics::deltas` at this index.
+    Summed(usize),
+    /// A histogram: every sample goes to Envoy at once (Envoy cannot take them summed).
+    Histogram(u32),
+}
+
+/// A counter or gauge's increments not yet sent to Envoy.
+#[derive(Debug)]
+struct Delta {
+    id: u32,
+    by: i64,
+    /// Listed in `EnvoyMetrics::dirty` (a gauge going +1, -1 between flushes is listed once).
+    listed: bool,
+}
+
 /// Envoy-backed metrics for one VM: defines each stat on first use and remembers its id, within
 /// a budget of distinct series; admits client-id labels under their cap.
+///
+/// Counter and gauge increments are summed in the VM and sent to Envoy by [`EnvoyMetrics::flush`]
+/// (the root context's tick, every second, and the end of every connection): a hostcall costs far
+/// more than the addition, and a request would otherwise make about ten of them. Prometheus
+/// therefore sees counts at most a tick late, and a closed connection's counts at once.
+/// Histogram samples go to Envoy as they come.
 #[derive(Debug)]
 pub struct EnvoyMetrics {
-    ids: HashMap<Metric, u32>,
+    ids: HashMap<Metric, Slot>,
+    deltas: Vec<Delta>,
+    /// Indexes into `deltas` changed since the last flush (each at most once).
+    dirty: Vec<usize>,
     max_series: usize,
     client_ids: LabelCap,
+    /// The clock read during the current callback: frames handled in one callback share it.
+    now: Option<u64>,
     /// Definitions or increments Envoy refused (reported once per VM in the log).
     pub failures: u64,
     last_error: Option<HostError>,
@@ -225,30 +254,67 @@ impl EnvoyMetrics {
     pub fn new(config: &crate::config::Config) -> Self {
         EnvoyMetrics {
             ids: HashMap::new(),
+            deltas: Vec::new(),
+            dirty: Vec::new(),
             max_series: config.labels.max_metric_series,
             client_ids: LabelCap::new("client_id", config.labels.max_client_ids, config.labels.max_label_length),
+            now: None,
             failures: 0,
             last_error: None,
         }
     }
 
-    fn id(&mut self, metric: Metric) -> Result<Option<u32>, HostError> {
-        if let Some(id) = self.ids.get(&metric) {
-            return Ok(Some(*id));
+    /// Starts a callback from Envoy: the next clock reading is a fresh one.
+    pub fn start_callback(&mut self) {
+        self.now = None;
+    }
+
+    /// Sends every summed increment to Envoy.
+    pub fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for index in &dirty {
+            let Some(delta) = self.deltas.get_mut(*index) else { continue };
+            delta.listed = false;
+            let (id, by) = (delta.id, std::mem::take(&mut delta.by));
+            if by != 0 {
+                if let Err(e) = host::increment_metric(id, by) {
+                    self.refused(&format!("id {id}"), e);
+                }
+            }
         }
-        if self.ids.len() >= self.max_series && metric != Metric::SeriesOverflow {
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// Increments waiting for the next flush (tests).
+    pub fn pending(&self) -> usize {
+        self.dirty.len()
+    }
+
+    fn slot(&mut self, metric: &Metric) -> Result<Option<Slot>, HostError> {
+        if let Some(slot) = self.ids.get(metric) {
+            return Ok(Some(*slot));
+        }
+        if self.ids.len() >= self.max_series && *metric != Metric::SeriesOverflow {
             self.add(Metric::SeriesOverflow, 1);
             return Ok(None);
         }
-        let id = host::define_metric(metric.kind(), &metric.name())?;
-        self.ids.insert(metric, id);
-        Ok(Some(id))
+        let kind = metric.kind();
+        let id = host::define_metric(kind, &metric.name())?;
+        let slot = if kind == MetricKind::Histogram {
+            Slot::Histogram(id)
+        } else {
+            self.deltas.push(Delta { id, by: 0, listed: false });
+            Slot::Summed(self.deltas.len() - 1)
+        };
+        self.ids.insert(metric.clone(), slot);
+        Ok(Some(slot))
     }
 
-    fn refused(&mut self, metric: &Metric, e: HostError) {
+    fn refused(&mut self, what: &str, e: HostError) {
         self.failures = self.failures.saturating_add(1);
         if self.failures == 1 {
-            log::warn!("metric {} refused by Envoy: {e}", metric.name());
+            log::warn!("metric {what} refused by Envoy: {e}");
         }
         self.last_error = Some(e);
     }
@@ -261,26 +327,36 @@ impl EnvoyMetrics {
 
 impl MetricSink for EnvoyMetrics {
     fn add(&mut self, metric: Metric, by: i64) {
-        match self.id(metric.clone()) {
-            Ok(Some(id)) => {
-                if let Err(e) = host::increment_metric(id, by) {
-                    self.refused(&metric, e);
+        match self.slot(&metric) {
+            Ok(Some(Slot::Summed(index))) => {
+                if let Some(delta) = self.deltas.get_mut(index) {
+                    if !delta.listed {
+                        delta.listed = true;
+                        self.dirty.push(index);
+                    }
+                    delta.by = delta.by.saturating_add(by);
+                }
+            }
+            Ok(Some(Slot::Histogram(id))) => {
+                if let Err(e) = host::record_metric(id, u64::try_from(by).unwrap_or(0)) {
+                    self.refused(&metric.name(), e);
                 }
             }
             Ok(None) => {}
-            Err(e) => self.refused(&metric, e),
+            Err(e) => self.refused(&metric.name(), e),
         }
     }
 
     fn record(&mut self, metric: Metric, value: u64) {
-        match self.id(metric.clone()) {
-            Ok(Some(id)) => {
+        match self.slot(&metric) {
+            Ok(Some(Slot::Histogram(id))) => {
                 if let Err(e) = host::record_metric(id, value) {
-                    self.refused(&metric, e);
+                    self.refused(&metric.name(), e);
                 }
             }
+            Ok(Some(Slot::Summed(_))) => self.add(metric, i64::try_from(value).unwrap_or(i64::MAX)),
             Ok(None) => {}
-            Err(e) => self.refused(&metric, e),
+            Err(e) => self.refused(&metric.name(), e),
         }
     }
 
@@ -293,7 +369,10 @@ impl MetricSink for EnvoyMetrics {
     }
 
     fn now_micros(&mut self) -> Option<u64> {
-        host::now_nanos().ok().map(|n| n / 1000)
+        if self.now.is_none() {
+            self.now = host::now_nanos().ok().map(|n| n / 1000);
+        }
+        self.now
     }
 }
 
