@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs whatever is missing, then runs every test.
+#   0. the codec's generated code matches its generator
 #   1. clippy -D warnings on codec and filter for wasm32-wasip1 (no unwrap/expect/panic/indexing;
 #      no panicking proxy-wasm hostcalls outside filter/src/host.rs)
 #   2. native Rust tests (codec round trips for every API/version, splitter and filter properties)
@@ -10,6 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=tests/setup.sh
 source "$ROOT/tests/setup.sh"
 cd "$ROOT"
+
+step "generated code is current (codec/gen/generate.py --check)"
+python3 "$ROOT/codec/gen/generate.py" --check
 
 step "clippy: codec and filter, wasm32-wasip1, -D warnings"
 cargo clippy --quiet -p kafka-lens-codec -p kafka-lens-filter --target wasm32-wasip1 --lib -- -D warnings

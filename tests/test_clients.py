@@ -148,6 +148,27 @@ def test_produce_consume_group_through_filter(client, envoy, tap):
     wait_until(lambda: envoy.metrics().get("kafka_request_latency_microseconds_count") == sum(tap_responses.values()),
                10, what="one latency sample per paired response (histograms publish at each 1 s flush)")
 
+    # Per topic: produced = what the broker acknowledged (every send was confirmed above), once;
+    # fetched = records at or after each fetch offset, i.e. exactly what the consumer read.
+    assert m.get("kafka_produce_request_records_total", topic=topic, client_id=producer_id) == N_RECORDS
+    assert m.get("kafka_produced_records_total", topic=topic, client_id=producer_id, acks="all") == N_RECORDS
+    assert m.get("kafka_produced_records_total") == N_RECORDS
+    assert m.get("kafka_produce_failed_records_total") == 0
+    assert m.get("kafka_fetched_records_total", topic=topic, client_id=consumer_id) == N_RECORDS
+    payload = sum(len(r.key) + len(r.value) for r in sent)
+    assert payload < m.get("kafka_produced_bytes_total", topic=topic, client_id=producer_id) < tap.request_bytes
+    assert payload < m.get("kafka_fetched_bytes_total", topic=topic, client_id=consumer_id) < tap.response_bytes
+    assert m.get("kafka_produce_request_batches_total", topic=topic, compression="none", acks="all") == \
+        m.get("kafka_produce_request_batches_total") > 0
+    # Group requests carry the group; errors are only the rejoin the broker asks of new members.
+    for api in ["JoinGroup", "SyncGroup", "OffsetCommit", "Heartbeat"]:
+        assert m.get("kafka_group_requests_total", group=group, api=api, client_id=consumer_id) == tap_requests[api], api
+    assert set(m.by_label("kafka_response_errors_total", "error")) <= {"MEMBER_ID_REQUIRED", "UNKNOWN_TOPIC_OR_PARTITION"}, \
+        m.by_label("kafka_response_errors_total", "error")
+    # Gauges of closed connections are released.
+    assert m.get("kafka_fetch_lag_records") == 0
+    assert m.get("kafka_client_software_connections") == 0
+
     # Nothing left in flight; what was never answered is counted as such.
     assert m.get("kafka_requests_in_flight") == 0
     unanswered = sum(tap_requests.values()) - sum(tap_responses.values())

@@ -72,6 +72,12 @@ impl<T: Clone> Correlator<T> {
         }
     }
 
+    /// The most recent request in flight with `correlation_id`, to attach what was learned of it
+    /// after its start (its decoded body).
+    pub fn latest_mut(&mut self, correlation_id: i32) -> Option<&mut InFlight<T>> {
+        self.pending.iter_mut().rev().find(|r| r.correlation_id == correlation_id)
+    }
+
     /// Requests awaiting a response.
     pub fn in_flight(&self) -> usize {
         self.pending.len()

@@ -18,6 +18,8 @@
 //!   key), bounded in size.
 //! * [`body`]: full decode and encode of request and response bodies for every API and version the
 //!   kafka-protocol crate generates.
+//! * [`generated`]: walkers generated from the kafka-protocol crate's message types: every error
+//!   code of every response.
 //! * [`records`]: record-batch (magic 2) and legacy message-set (magic 0/1) headers, parsed with nom
 //!   without touching record payloads.
 //! * [`scan`]: streaming structural scan of Produce requests and Fetch responses: topics,
@@ -31,6 +33,7 @@ pub mod body;
 pub mod correlation;
 pub mod detect;
 pub mod frame;
+pub mod generated;
 pub mod header;
 pub mod read_ahead;
 pub mod records;

@@ -60,6 +60,22 @@ pub struct PartitionRecords {
     pub last_offset: Option<i64>,
     /// Whether any complete batch was written by an idempotent or transactional producer.
     pub has_producer_id: bool,
+    /// The header of the first complete batch: in a Fetch response the only one that may hold
+    /// records below the fetch offset.
+    pub first_batch: Option<BatchHeader>,
+}
+
+impl PartitionRecords {
+    /// Records in complete batches at offsets `>= offset`: a Fetch returns the whole batch holding
+    /// the fetch offset, whose earlier records the consumer drops. Exact for batches without
+    /// offset gaps (compacted batches: an upper bound).
+    pub fn records_from(&self, offset: i64) -> u64 {
+        let before = self
+            .first_batch
+            .map(|first| u64::from(first.record_count().saturating_sub(records::counted_records(&first, offset))))
+            .unwrap_or(0);
+        self.records.records.saturating_sub(before)
+    }
 }
 
 /// One topic of a Produce request or Fetch response.
@@ -351,6 +367,7 @@ fn add_batch(into: &mut PartitionRecords, batch: &BatchHeader) {
         None => s.compression.push((codec, 1)),
     }
     into.first_offset.get_or_insert(batch.base_offset());
+    into.first_batch.get_or_insert(*batch);
     into.last_offset = Some(batch.last_offset());
     if let BatchHeader::V2(h) = batch {
         into.has_producer_id |= h.has_producer_id();

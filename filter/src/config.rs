@@ -44,6 +44,13 @@ pub struct LabelLimits {
     /// Distinct `client_id` label values across all worker VMs; later ones fold into
     /// `__overflow__` (counted in `kafka_lens_label_overflow_total`).
     pub max_client_ids: u32,
+    /// Distinct `topic` label values across all worker VMs, likewise.
+    pub max_topics: u32,
+    /// Distinct consumer `group` label values across all worker VMs, likewise.
+    pub max_groups: u32,
+    /// Distinct client software names and versions (ApiVersions v3+) across all worker VMs,
+    /// likewise.
+    pub max_client_software: u32,
     /// Longest label value kept (characters); longer ones are cut.
     pub max_label_length: usize,
     /// Distinct metric series one VM creates; beyond it new series are not created (counted in
@@ -54,7 +61,14 @@ pub struct LabelLimits {
 
 impl Default for LabelLimits {
     fn default() -> Self {
-        LabelLimits { max_client_ids: 1000, max_label_length: DEFAULT_MAX_LABEL_LENGTH, max_metric_series: 20_000 }
+        LabelLimits {
+            max_client_ids: 1000,
+            max_topics: 10_000,
+            max_groups: 1000,
+            max_client_software: 200,
+            max_label_length: DEFAULT_MAX_LABEL_LENGTH,
+            max_metric_series: 20_000,
+        }
     }
 }
 
@@ -120,8 +134,15 @@ impl Config {
         if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
             return fail("max_in_flight", format!("must be between 1 and 1000000, got {}", self.max_in_flight));
         }
-        if self.labels.max_client_ids == 0 {
-            return fail("labels.max_client_ids", "must be at least 1".into());
+        for (field, cap) in [
+            ("labels.max_client_ids", self.labels.max_client_ids),
+            ("labels.max_topics", self.labels.max_topics),
+            ("labels.max_groups", self.labels.max_groups),
+            ("labels.max_client_software", self.labels.max_client_software),
+        ] {
+            if cap == 0 {
+                return fail(field, "must be at least 1".into());
+            }
         }
         if !(8..=256).contains(&self.labels.max_label_length) {
             return fail("labels.max_label_length", format!("must be between 8 and 256, got {}", self.labels.max_label_length));
@@ -169,6 +190,8 @@ mod tests {
         assert_eq!(e.field, "max_in_flight");
         let e = Config::parse(br#"{"max_frame_bytes": 10}"#).unwrap_err();
         assert_eq!(e.field, "max_frame_bytes");
+        let e = Config::parse(br#"{"labels": {"max_topics": 0}}"#).unwrap_err();
+        assert_eq!(e.field, "labels.max_topics");
         let e = Config::parse(br#"{"max_decode_bytes": 4000000000}"#).unwrap_err();
         assert_eq!(e.field, "max_decode_bytes");
         assert!(Config::parse(b"{} x").is_err());

@@ -15,11 +15,17 @@ use kafka_lens_codec::frame::{ChunkSource, Disposition, FrameError, FrameEvent, 
 use kafka_lens_codec::header;
 use kafka_lens_codec::read_ahead::{self, ReadAhead};
 use kafka_lens_codec::kafka_protocol::messages::ApiKey;
-use kafka_lens_codec::scan::{self, BodyScan, ScanError, Scanned};
+use kafka_lens_codec::kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_lens_codec::scan::{self, BodyScan, FetchSummary, ProduceSummary, ScanError, Scanned};
 
 use crate::config::Config;
+use crate::fetch::{FetchOffsets, FetchSession};
+use crate::groups;
+use crate::produce::{self, PendingProduce};
+use crate::response_errors;
+use crate::topics;
 use crate::labels::Label;
-use crate::metrics::{Direction, Metric, MetricSink};
+use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
 
 /// What the filter should do with the connection after a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +67,33 @@ impl From<&Config> for Limits {
     }
 }
 
-/// What the connection remembers of a request until its response: when it started and who sent
-/// it.
+/// What the connection remembers of a request until its response: when it started, who sent it,
+/// and what its response settles.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     started_micros: Option<u64>,
     client_id: Label,
+    detail: Detail,
+}
+
+/// What a response settles, learned from its request.
+#[derive(Debug, Clone)]
+enum Detail {
+    None,
+    /// Produce records awaiting acknowledgement.
+    Produce(PendingProduce),
+    /// The fetch offsets a Fetch request asked for.
+    Fetch(FetchOffsets),
+    /// The group a JoinGroup request joins.
+    JoinGroup(Label),
+}
+
+/// The response being captured or scanned, with its request's context.
+#[derive(Debug)]
+struct Answering {
+    key: ApiKey,
+    version: i16,
+    request: RequestContext,
 }
 
 /// Per-connection state. See the module documentation.
@@ -80,8 +107,14 @@ pub struct Connection {
     /// id on every request, so the cap is consulted once per connection in practice).
     client: Option<(Option<String>, Label)>,
     protocol: Protocol,
-    /// API and version of the response frame being captured for decode.
-    capturing_response: Option<(ApiKey, i16)>,
+    /// The request whose frame is being scanned or captured: its correlation id (when a response
+    /// is expected), API version and client label.
+    current_request: Option<(Option<i32>, i16, Label)>,
+    /// The response frame being captured or scanned.
+    answering: Option<Answering>,
+    fetch: FetchSession,
+    /// The client software this connection announced (its gauge holds 1 while it is open).
+    software: Option<Metric>,
     closed: bool,
 }
 
@@ -162,7 +195,10 @@ impl Connection {
             correlator: Correlator::new(limits.max_in_flight),
             client: None,
             protocol: Protocol::Undetermined,
-            capturing_response: None,
+            current_request: None,
+            answering: None,
+            fetch: FetchSession::default(),
+            software: None,
             closed: false,
         }
     }
@@ -192,6 +228,9 @@ impl Connection {
             }
             FrameEvent::Scanned { result, .. } => {
                 count_scan(&result, ApiKey::Produce, Direction::Request, sink);
+                if let Ok(Scanned::Produce(summary)) = &result {
+                    self.produce_scanned(summary, sink);
+                }
                 Disposition::Skip
             }
             FrameEvent::Error(error) => {
@@ -227,6 +266,10 @@ impl Connection {
             }
             FrameEvent::Scanned { result, .. } => {
                 count_scan(&result, ApiKey::Fetch, Direction::Response, sink);
+                if let Ok(Scanned::Fetch(summary)) = &result {
+                    self.fetch_scanned(summary, sink);
+                }
+                self.answering = None;
                 Disposition::Skip
             }
             FrameEvent::Error(error) => {
@@ -246,6 +289,10 @@ impl Connection {
             sink.add(Metric::UnansweredRequests, in_flight);
         }
         self.correlator = Correlator::new(1);
+        self.fetch.on_close(sink);
+        if let Some(software) = self.software.take() {
+            sink.add(software, -1);
+        }
         self.closed = true;
     }
 
@@ -260,6 +307,7 @@ impl Connection {
     }
 
     fn request_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
+        self.current_request = None;
         if self.protocol == Protocol::Undetermined {
             if let Some(kind) = detect::classify_first_request(start) {
                 self.not_kafka(kind, sink);
@@ -295,12 +343,13 @@ impl Connection {
             }
             _ => true,
         };
+        self.current_request = Some((expects_response.then_some(id.correlation_id), id.api_version, client_id.clone()));
         if expects_response {
             let overflow = self.correlator.expect(InFlight {
                 correlation_id: id.correlation_id,
                 api_key: id.api_key,
                 api_version: id.api_version,
-                extra: RequestContext { started_micros: sink.now_micros(), client_id },
+                extra: RequestContext { started_micros: sink.now_micros(), client_id, detail: Detail::None },
             });
             if overflow {
                 sink.add(Metric::InFlightOverflow, 1);
@@ -324,7 +373,7 @@ impl Connection {
                 return label.clone();
             }
         }
-        let label = sink.client_label(raw);
+        let label = sink.label(LabelKind::ClientId, raw);
         self.client = Some((raw.map(str::to_owned), label.clone()));
         label
     }
@@ -333,9 +382,57 @@ impl Connection {
         self.limits.decode_bodies && body_len <= self.limits.max_decode_bytes && !carries_records(key, direction)
     }
 
+    /// Attaches what a response will settle to the request being read.
+    fn attach(&mut self, detail: Detail) {
+        if let Some((Some(correlation_id), _, _)) = &self.current_request {
+            if let Some(entry) = self.correlator.latest_mut(*correlation_id) {
+                entry.extra.detail = detail;
+            }
+        }
+    }
+
+    fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
+        let Some((_, _, client_id)) = self.current_request.clone() else { return };
+        if let Some(pending) = produce::on_request(summary, &client_id, sink) {
+            self.attach(Detail::Produce(pending));
+        }
+    }
+
+    /// Derives metrics from a decoded request.
+    fn request_decoded(&mut self, request: &body::Request, sink: &mut dyn MetricSink) {
+        let Some((_, version, client_id)) = self.current_request.clone() else { return };
+        let api = api::name(request.api_key);
+        match &request.body {
+            RequestKind::Fetch(fetch) => {
+                if let Some(asked) = self.fetch.on_request(fetch, version) {
+                    self.attach(Detail::Fetch(asked));
+                }
+            }
+            RequestKind::ApiVersions(versions) if version >= 3 => {
+                let name = sink.label(LabelKind::ClientSoftware, Some(versions.client_software_name.as_str()));
+                let software_version = sink.label(LabelKind::ClientSoftware, Some(versions.client_software_version.as_str()));
+                let metric = Metric::ClientSoftware { client_id, name, version: software_version };
+                if self.software.as_ref() != Some(&metric) {
+                    if let Some(old) = self.software.replace(metric.clone()) {
+                        sink.add(old, -1);
+                    }
+                    sink.add(metric, 1);
+                }
+            }
+            body => {
+                if let Some(group) = groups::on_request(body, api, &client_id, sink) {
+                    self.attach(Detail::JoinGroup(group));
+                }
+            }
+        }
+    }
+
     fn request_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
         match body::decode_request(frame) {
-            Ok(request) => sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1),
+            Ok(request) => {
+                sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1);
+                self.request_decoded(&request, sink);
+            }
             Err(e) => {
                 let api = header::request_id(frame).map(|id| api::name_of_raw(id.api_key)).unwrap_or("unknown");
                 sink.add(Metric::BodyDecodeErrors { direction: Direction::Request, api }, 1);
@@ -398,21 +495,21 @@ impl Connection {
         };
         let support = api::support(request.api_key, request.api_version);
         let api = api::name_of_raw(request.api_key);
-        let client_id = request.extra.client_id;
+        let client_id = request.extra.client_id.clone();
         sink.add(Metric::Responses { api, version: version_label(request.api_version), client_id: client_id.clone() }, 1);
         sink.add(Metric::ResponseBytes { api, client_id: client_id.clone() }, i64::from(start.body_len) + 4);
         if let (Some(started), Some(now)) = (request.extra.started_micros, sink.now_micros()) {
             sink.record(Metric::Latency { api, client_id }, now.saturating_sub(started));
         }
+        self.answering = None;
         match support {
             ApiSupport::Known(key) if scan::supports(key, request.api_version, false) => {
                 match header::decode_response_header(&start.prefix, key, request.api_version) {
-                    Ok((_, header_len)) => Disposition::Scan(Box::new(BodyScan::new(
-                        key,
-                        request.api_version,
-                        false,
-                        start.prefix.get(header_len..).unwrap_or_default(),
-                    ))),
+                    Ok((_, header_len)) => {
+                        let scan = BodyScan::new(key, request.api_version, false, start.prefix.get(header_len..).unwrap_or_default());
+                        self.answering = Some(Answering { key, version: request.api_version, request: request.extra });
+                        Disposition::Scan(Box::new(scan))
+                    }
                     Err(_) => {
                         sink.add(Metric::UndecodableFrames { direction: Direction::Response, reason: "header" }, 1);
                         Disposition::Skip
@@ -420,18 +517,43 @@ impl Connection {
                 }
             }
             ApiSupport::Known(key) if self.should_decode(key, Direction::Response, start.body_len) => {
-                self.capturing_response = Some((key, request.api_version));
+                self.answering = Some(Answering { key, version: request.api_version, request: request.extra });
                 Disposition::Capture
             }
             _ => Disposition::Skip,
         }
     }
 
+    fn fetch_scanned(&mut self, summary: &FetchSummary, sink: &mut dyn MetricSink) {
+        let Some(answering) = self.answering.take() else { return };
+        let client_id = &answering.request.client_id;
+        response_errors::count_fetch(summary, client_id, sink);
+        if let Detail::Fetch(asked) = &answering.request.detail {
+            self.fetch.on_response(asked, summary, client_id, sink);
+        }
+    }
+
+    /// Derives metrics from a decoded response.
+    fn response_decoded(answering: &Answering, response: &ResponseKind, sink: &mut dyn MetricSink) {
+        let client_id = &answering.request.client_id;
+        response_errors::count_decoded(response, api::name(answering.key), client_id, sink);
+        match (response, &answering.request.detail) {
+            (ResponseKind::Produce(produced), Detail::Produce(pending)) => produce::on_response(pending, produced, client_id, sink),
+            (ResponseKind::JoinGroup(joined), Detail::JoinGroup(group)) => groups::on_join_response(group, joined, sink),
+            (ResponseKind::Metadata(metadata), _) => topics::learn(sink, metadata),
+            _ => {}
+        }
+    }
+
     fn response_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
-        let Some((key, version)) = self.capturing_response.take() else { return };
+        let Some(answering) = self.answering.take() else { return };
+        let (key, version) = (answering.key, answering.version);
         let direction = Direction::Response;
         match body::decode_response(frame, key, version) {
-            Ok(_) => sink.add(Metric::BodiesDecoded { direction, api: api::name(key) }, 1),
+            Ok(response) => {
+                sink.add(Metric::BodiesDecoded { direction, api: api::name(key) }, 1);
+                Self::response_decoded(&answering, &response.body, sink);
+            }
             Err(e) => {
                 sink.add(Metric::BodyDecodeErrors { direction, api: api::name(key) }, 1);
                 log::debug!("response body did not decode: {e}");

@@ -2,14 +2,22 @@
 //!
 //! The crate keeps proxy-wasm at its edge: [`context`] holds the thin root and stream contexts
 //! Envoy calls, [`host`] the only hostcalls the filter makes (statuses, never panics). Everything
-//! else is plain Rust over the codec crate: [`config`], [`metrics`], [`connection`].
+//! else is plain Rust over the codec crate: [`config`], [`metrics`], [`connection`], and one
+//! module per thing the filter derives from the traffic: [`produce`], [`fetch`], [`groups`],
+//! [`topics`], [`response_errors`].
 
 pub mod alloc;
 pub mod config;
 pub mod connection;
+pub mod fetch;
+pub mod groups;
 pub mod host;
 pub mod labels;
 pub mod metrics;
+pub mod produce;
+pub mod response_errors;
+pub mod testing;
+pub mod topics;
 
 #[cfg(target_arch = "wasm32")]
 mod context;

@@ -42,6 +42,37 @@ pub enum Metric {
     /// Microseconds from a request's first bytes to its response's first bytes, per API and
     /// client id (histogram).
     Latency { api: &'static str, client_id: Label },
+    /// Non-zero error codes in responses, from every error field at every level (per topic, per
+    /// partition, ...), per API, Kafka error name and client id.
+    ResponseErrors { api: &'static str, error: &'static str, client_id: Label },
+    /// Records in Produce requests, per topic and client id: attempts as sent, retries included.
+    ProduceRequestRecords { topic: Label, client_id: Label },
+    /// Record batches in Produce requests, per topic, client id, compression codec and `acks`.
+    ProduceRequestBatches { topic: Label, client_id: Label, compression: &'static str, acks: &'static str },
+    /// Records the broker acknowledged (partition answered without error); with `acks=0`, records
+    /// sent (no acknowledgement exists). Per topic, client id and `acks`.
+    ProducedRecords { topic: Label, client_id: Label, acks: &'static str },
+    /// Record-batch bytes, counted like [`Metric::ProducedRecords`].
+    ProducedBytes { topic: Label, client_id: Label, acks: &'static str },
+    /// Records of partitions the broker answered with an error, per topic, client id and error.
+    ProduceFailedRecords { topic: Label, client_id: Label, error: &'static str },
+    /// Records fetched by consumers (complete batches, offsets at or after the fetch offset), per
+    /// topic and client id. Replica fetches are not counted.
+    FetchedRecords { topic: Label, client_id: Label },
+    /// Bytes of the complete record batches fetched, per topic and client id.
+    FetchedBytes { topic: Label, client_id: Label },
+    /// Consumer lag seen in Fetch responses: high watermark minus fetch offset, summed over the
+    /// partitions the client's open connections fetch, per topic and client id (gauge).
+    FetchLag { topic: Label, client_id: Label },
+    /// Open connections per client id and the client software they announced in ApiVersions
+    /// v3+ (gauge; an info metric: which libraries and versions talk to the cluster).
+    ClientSoftware { client_id: Label, name: Label, version: Label },
+    /// Consumer-group requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+    /// OffsetFetch) per group, API and client id.
+    GroupRequests { group: Label, api: &'static str, client_id: Label },
+    /// Rebalances: JoinGroup responses carrying a generation newer than the last one seen for
+    /// the group (counted once per generation across all VMs).
+    GroupRebalances { group: Label },
     /// Distinct label values refused because the label's cap was reached, per label.
     LabelOverflow { label: &'static str },
     /// Metrics not created because the VM's series budget (`max_metric_series`) was spent.
@@ -96,6 +127,34 @@ impl Metric {
             Metric::RequestBytes { api, client_id } => format!("kafka_request_bytes_total;api={api};client_id={client_id}"),
             Metric::ResponseBytes { api, client_id } => format!("kafka_response_bytes_total;api={api};client_id={client_id}"),
             Metric::Latency { api, client_id } => format!("kafka_request_latency_microseconds;api={api};client_id={client_id}"),
+            Metric::ResponseErrors { api, error, client_id } => {
+                format!("kafka_response_errors_total;api={api};error={error};client_id={client_id}")
+            }
+            Metric::ProduceRequestRecords { topic, client_id } => {
+                format!("kafka_produce_request_records_total;topic={topic};client_id={client_id}")
+            }
+            Metric::ProduceRequestBatches { topic, client_id, compression, acks } => format!(
+                "kafka_produce_request_batches_total;topic={topic};client_id={client_id};compression={compression};acks={acks}"
+            ),
+            Metric::ProducedRecords { topic, client_id, acks } => {
+                format!("kafka_produced_records_total;topic={topic};client_id={client_id};acks={acks}")
+            }
+            Metric::ProducedBytes { topic, client_id, acks } => {
+                format!("kafka_produced_bytes_total;topic={topic};client_id={client_id};acks={acks}")
+            }
+            Metric::ProduceFailedRecords { topic, client_id, error } => {
+                format!("kafka_produce_failed_records_total;topic={topic};client_id={client_id};error={error}")
+            }
+            Metric::FetchedRecords { topic, client_id } => format!("kafka_fetched_records_total;topic={topic};client_id={client_id}"),
+            Metric::FetchedBytes { topic, client_id } => format!("kafka_fetched_bytes_total;topic={topic};client_id={client_id}"),
+            Metric::FetchLag { topic, client_id } => format!("kafka_fetch_lag_records;topic={topic};client_id={client_id}"),
+            Metric::ClientSoftware { client_id, name, version } => format!(
+                "kafka_client_software_connections;client_id={client_id};client_software_name={name};client_software_version={version}"
+            ),
+            Metric::GroupRequests { group, api, client_id } => {
+                format!("kafka_group_requests_total;group={group};api={api};client_id={client_id}")
+            }
+            Metric::GroupRebalances { group } => format!("kafka_group_rebalances_total;group={group}"),
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
             Metric::SeriesOverflow => "kafka_lens_series_overflow_total".into(),
             Metric::UnknownVersionRequests { api } => format!("kafka_unknown_version_requests_total;api={api}"),
@@ -130,11 +189,26 @@ impl Metric {
 
     fn kind(&self) -> MetricKind {
         match self {
-            Metric::ActiveConnections | Metric::InFlightRequests | Metric::VmHeapBytes | Metric::VmMemoryBytes => MetricKind::Gauge,
+            Metric::ActiveConnections
+            | Metric::InFlightRequests
+            | Metric::VmHeapBytes
+            | Metric::VmMemoryBytes
+            | Metric::FetchLag { .. }
+            | Metric::ClientSoftware { .. } => MetricKind::Gauge,
             Metric::Latency { .. } => MetricKind::Histogram,
             _ => MetricKind::Counter,
         }
     }
+}
+
+/// Labels whose values come from clients, each capped separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelKind {
+    ClientId,
+    Topic,
+    Group,
+    /// Client software names and versions.
+    ClientSoftware,
 }
 
 /// Where the connection logic sends its counts, with the two things counting needs from the
@@ -147,10 +221,15 @@ pub trait MetricSink {
     /// Records a histogram sample.
     fn record(&mut self, metric: Metric, value: u64);
 
-    /// The `client_id` label for a client id as sent (absent: `none`): sanitized and, in Envoy,
-    /// capped across VMs. The default only sanitizes.
-    fn client_label(&mut self, raw: Option<&str>) -> Label {
+    /// The label for a value taken from client input (absent: `none`): sanitized and, in Envoy,
+    /// capped per kind across VMs. The default only sanitizes.
+    fn label(&mut self, _kind: LabelKind, raw: Option<&str>) -> Label {
         Label::Owned(sanitize(raw.unwrap_or(""), crate::config::DEFAULT_MAX_LABEL_LENGTH).into())
+    }
+
+    /// Data shared by every VM of the plugin (topic ids, group generations), where there is any.
+    fn shared(&mut self) -> Option<&mut dyn SharedStore> {
+        None
     }
 
     /// Microseconds on a monotonic-enough clock, where the host has one.
@@ -170,6 +249,7 @@ impl MetricSink for HashMap<Metric, i64> {
 }
 
 /// Proxy-wasm shared data, through [`host`].
+#[derive(Debug, Default)]
 struct EnvoyShared;
 
 impl SharedStore for EnvoyShared {
@@ -237,6 +317,10 @@ pub struct EnvoyMetrics {
     dirty: Vec<usize>,
     max_series: usize,
     client_ids: LabelCap,
+    topics: LabelCap,
+    groups: LabelCap,
+    client_software: LabelCap,
+    shared: EnvoyShared,
     /// The clock read during the current callback: frames handled in one callback share it.
     now: Option<u64>,
     /// Definitions or increments Envoy refused (reported once per VM in the log).
@@ -258,6 +342,10 @@ impl EnvoyMetrics {
             dirty: Vec::new(),
             max_series: config.labels.max_metric_series,
             client_ids: LabelCap::new("client_id", config.labels.max_client_ids, config.labels.max_label_length),
+            topics: LabelCap::new("topic", config.labels.max_topics, config.labels.max_label_length),
+            groups: LabelCap::new("group", config.labels.max_groups, config.labels.max_label_length),
+            client_software: LabelCap::new("client_software", config.labels.max_client_software, config.labels.max_label_length),
+            shared: EnvoyShared,
             now: None,
             failures: 0,
             last_error: None,
@@ -360,12 +448,22 @@ impl MetricSink for EnvoyMetrics {
         }
     }
 
-    fn client_label(&mut self, raw: Option<&str>) -> Label {
-        let admitted = self.client_ids.admit(&mut EnvoyShared, raw);
+    fn label(&mut self, kind: LabelKind, raw: Option<&str>) -> Label {
+        let (cap, name) = match kind {
+            LabelKind::ClientId => (&mut self.client_ids, "client_id"),
+            LabelKind::Topic => (&mut self.topics, "topic"),
+            LabelKind::Group => (&mut self.groups, "group"),
+            LabelKind::ClientSoftware => (&mut self.client_software, "client_software"),
+        };
+        let admitted = cap.admit(&mut self.shared, raw);
         if admitted.overflowed {
-            self.add(Metric::LabelOverflow { label: "client_id" }, 1);
+            self.add(Metric::LabelOverflow { label: name }, 1);
         }
         admitted.label
+    }
+
+    fn shared(&mut self) -> Option<&mut dyn SharedStore> {
+        Some(&mut self.shared)
     }
 
     fn now_micros(&mut self) -> Option<u64> {

@@ -11,12 +11,21 @@ use std::collections::HashMap;
 use kafka_lens_codec::frame::SliceSource;
 use kafka_lens_filter::config::Config;
 use kafka_lens_filter::connection::{Connection, Limits, Protocol, Verdict};
-use kafka_lens_filter::metrics::{Direction, Metric};
+use kafka_lens_filter::metrics::{Direction, Metric, MetricSink};
+use kafka_lens_filter::testing::TestSink;
 use proptest::prelude::*;
 use trace::{Dir, Trace};
 
 fn replay(t: &Trace, chunk_sizes: &[usize]) -> HashMap<Metric, i64> {
-    let mut sink = HashMap::new();
+    let mut sink = TestSink::default();
+    replay_into(t, chunk_sizes, &mut sink);
+    sink.metrics.retain(|_, v| *v != 0);
+    sink.metrics
+}
+
+/// Replays one connection into `sink`, which may carry shared data from earlier connections.
+fn replay_into(t: &Trace, chunk_sizes: &[usize], sink: &mut TestSink) {
+    let sink: &mut dyn MetricSink = sink;
     let mut conn = Connection::new(Limits::from(&Config::default()));
     let mut sizes = chunk_sizes.iter().cycle();
     for (dir, chunk) in &t.chunks {
@@ -25,17 +34,15 @@ fn replay(t: &Trace, chunk_sizes: &[usize]) -> HashMap<Metric, i64> {
             let n = (*sizes.next().unwrap()).max(1).min(chunk.len() - pos);
             let mut source = SliceSource(&chunk[pos..pos + n]);
             let verdict = match dir {
-                Dir::Request => conn.on_request_data(&mut source, n, &mut sink),
-                Dir::Response => conn.on_response_data(&mut source, n, &mut sink),
+                Dir::Request => conn.on_request_data(&mut source, n, sink),
+                Dir::Response => conn.on_response_data(&mut source, n, sink),
             };
             assert_eq!(verdict, Verdict::Continue);
             pos += n;
         }
     }
     assert_eq!(conn.protocol(), Protocol::Kafka);
-    conn.on_close(&mut sink);
-    sink.retain(|_, v| *v != 0);
-    sink
+    conn.on_close(sink);
 }
 
 /// Request frames per API, counted independently of the codec from the raw stream.
@@ -97,3 +104,40 @@ fn metrics_are_exact_on_real_traffic() {
         assert_eq!(produced.get(client), Some(&200), "{client}: {produced:?}");
     }
 }
+
+
+/// Each client's connections replayed in order through one sink, as through one Envoy: shared
+/// data (topic ids learned from Metadata) carries over from connection to connection.
+#[test]
+fn topic_and_group_metrics_are_exact_on_real_traffic() {
+    let mut by_client: HashMap<String, TestSink> = HashMap::new();
+    for t in trace::load_all() {
+        let client = t.path.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+        replay_into(&t, &[usize::MAX], by_client.entry(client).or_default());
+    }
+    for (client, sink) in &by_client {
+        let topic = format!("trace-{}", client.replace("confluent-kafka", "confluent"));
+        let sum = |f: &dyn Fn(&Metric) -> bool| sink.sum(|m| f(m));
+        let on_topic = |label: &kafka_lens_filter::labels::Label| label.as_str() == topic;
+        // 200 records produced, all acknowledged (tests/record_traces.py), to the client's topic.
+        assert_eq!(sum(&|m| matches!(m, Metric::ProduceRequestRecords { topic, .. } if on_topic(topic))), 200, "{client}");
+        assert_eq!(sum(&|m| matches!(m, Metric::ProducedRecords { topic, acks: "all", .. } if on_topic(topic))), 200, "{client}");
+        assert_eq!(sum(&|m| matches!(m, Metric::ProduceFailedRecords { .. })), 0, "{client}");
+        // ... and consumed once each; Fetch v13+ names the topic by id, learned from Metadata.
+        assert_eq!(sum(&|m| matches!(m, Metric::FetchedRecords { topic, .. } if on_topic(topic))), 200, "{client}");
+        assert_eq!(sum(&|m| matches!(m, Metric::FetchedRecords { .. })), 200, "{client}");
+        // The consumer joined its group, synced, committed and left.
+        for api in ["JoinGroup", "SyncGroup", "OffsetCommit", "LeaveGroup"] {
+            assert!(sum(&|m| matches!(m, Metric::GroupRequests { api: a, group, .. } if *a == api && group.as_str().starts_with("trace-"))) >= 1, "{client} {api}");
+        }
+        // The only error: the broker asking a new member to rejoin with its id (KIP-394).
+        let errors: Vec<_> = sink.metrics.iter().filter(|(m, v)| matches!(m, Metric::ResponseErrors { .. }) && **v != 0).collect();
+        assert!(errors.iter().all(|(m, _)| matches!(m, Metric::ResponseErrors { api: "JoinGroup", error: "MEMBER_ID_REQUIRED", .. })), "{client}: {errors:?}");
+        // Gauges released when the connections closed.
+        assert_eq!(sum(&|m| matches!(m, Metric::FetchLag { .. } | Metric::ClientSoftware { .. } | Metric::InFlightRequests)), 0, "{client}");
+    }
+    // Clients that announce their software (ApiVersions v3+) were seen doing so.
+    let announced = |client: &str| by_client[client].metrics.keys().any(|m| matches!(m, Metric::ClientSoftware { .. }));
+    assert!(announced("confluent-kafka") && announced("kcat"));
+}
+

@@ -1,0 +1,144 @@
+"""Per-topic, per-group and per-client metrics that need a live situation: induced errors, lag of
+a consumer that is behind, rebalances of a group two consumers share, and the client software
+announced in ApiVersions. Real confluent-kafka clients through Envoy + kafka-lens to tansu."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clients import wait_until
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(30)
+
+
+def produce(bootstrap: str, topic: str, n: int, size: int = 100) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": "metrics-producer", "linger.ms": 5})
+    for i in range(n):
+        producer.produce(topic, value=bytes(size), key=str(i).encode(), partition=0)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def test_induced_errors_are_counted_per_api_and_error(envoy):
+    """Errors the broker answers in nested fields of decoded responses. (tansu answers a fetch
+    past the end of a partition with an empty partition, not OFFSET_OUT_OF_RANGE, so Fetch errors
+    are covered by the unit tests of the scan path, not here.)"""
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = f"127.0.0.1:{envoy.listener_port}"
+    create_topic(bootstrap, "metrics-errors")
+    produce(bootstrap, "metrics-errors", 10)
+
+    # Creating it again: TOPIC_ALREADY_EXISTS in the CreateTopics response's per-topic field.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "metrics-admin"})
+    with pytest.raises(KafkaException) as raised:
+        for f in admin.create_topics([NewTopic("metrics-errors", 1, 1)]).values():
+            f.result(30)
+    assert raised.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+    del admin
+
+    # Metadata for a topic that does not exist (tansu creates none): UNKNOWN_TOPIC_OR_PARTITION in
+    # the Metadata response's per-topic error field.
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "metrics-errors", "client.id": "metrics-missing"})
+    metadata = probe.list_topics("metrics-no-such-topic", timeout=10)
+    probe.close()
+    assert metadata.topics["metrics-no-such-topic"].error is not None
+
+    m = envoy.settled_metrics()
+    assert m.get("kafka_response_errors_total", api="CreateTopics", error="TOPIC_ALREADY_EXISTS", client_id="metrics-admin") == 1
+    assert m.get("kafka_response_errors_total", api="Metadata", error="UNKNOWN_TOPIC_OR_PARTITION", client_id="metrics-missing") >= 1
+    assert m.get("kafka_response_errors_total", api="Produce") == 0
+    assert m.get("kafka_produced_records_total", topic="metrics-errors", client_id="metrics-producer") == 10
+
+
+def test_fetch_lag_of_a_consumer_behind_then_caught_up(envoy):
+    from confluent_kafka import Consumer, TopicPartition
+
+    bootstrap = f"127.0.0.1:{envoy.listener_port}"
+    n = 2000
+    create_topic(bootstrap, "metrics-lag")
+    produce(bootstrap, "metrics-lag", n, size=1000)
+
+    # Small fetches and almost no prefetch: the consumer stays behind while it is not polled.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "metrics-lag", "client.id": "metrics-lagging",
+                         "enable.auto.commit": False, "fetch.max.bytes": 20_000, "message.max.bytes": 20_000, "max.partition.fetch.bytes": 20_000,
+                         "queued.min.messages": 1, "queued.max.messages.kbytes": 20})
+    consumer.assign([TopicPartition("metrics-lag", 0, 0)])
+    consumed = 0
+    while consumed < 100:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            consumed += 1
+    lag = lambda: envoy.metrics().get("kafka_fetch_lag_records", topic="metrics-lag", client_id="metrics-lagging")  # noqa: E731
+    # The only fetch so far asked from offset 0 (the consumer's queue is full, it fetches no more
+    # until polled): lag = high watermark - fetch offset = n.
+    wait_until(lambda: lag() == n, 10, what=f"the lag to be {n}")
+
+    while consumed < n:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            consumed += 1
+    # Caught up: the next fetches ask from the end offset, which is the high watermark.
+    wait_until(lambda: lag() == 0, 15, what="the lag to reach 0 once everything is consumed")
+    assert envoy.metrics().get("kafka_fetched_records_total", topic="metrics-lag", client_id="metrics-lagging") == n
+    consumer.close()
+    assert envoy.settled_metrics().get("kafka_fetch_lag_records") == 0
+
+
+def test_rebalances_and_client_software(envoy):
+    from confluent_kafka import Consumer, libversion, version
+
+    bootstrap = f"127.0.0.1:{envoy.listener_port}"
+    create_topic(bootstrap, "metrics-group", partitions=2)
+
+    def consumer(name: str) -> "Consumer":
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "metrics-group", "client.id": name,
+                      "heartbeat.interval.ms": 300, "session.timeout.ms": 10_000})
+        c.subscribe(["metrics-group"])
+        return c
+
+    def poll_until_assigned(*consumers, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for c in consumers:
+                c.poll(0.2)
+            if all(c.assignment() for c in consumers):
+                return
+        raise TimeoutError("consumers not assigned")
+
+    first = consumer("metrics-member-1")
+    poll_until_assigned(first)
+    rebalances = lambda: envoy.metrics().get("kafka_group_rebalances_total", group="metrics-group")  # noqa: E731
+    time.sleep(1.5)  # one flush
+    before = rebalances()
+    second = consumer("metrics-member-2")
+    poll_until_assigned(first, second)
+    # The second member joining makes the group rebalance into a new generation, counted once
+    # although both members' JoinGroup responses carry it.
+    wait_until(lambda: rebalances() > before, 10, what="the rebalance to be counted")
+    time.sleep(1.5)
+    assert rebalances() == before + 1
+    assert envoy.metrics().get("kafka_group_requests_total", group="metrics-group", api="JoinGroup", client_id="metrics-member-2") >= 1
+
+    # librdkafka announces itself in ApiVersions v3: an info gauge per open connection.
+    m = envoy.metrics()
+    software = [(labels, v) for name, labels, v in m.samples
+                if name == "kafka_client_software_connections" and labels.get("client_id") == "metrics-member-1" and v > 0]
+    assert software, "no client software for an open connection"
+    labels = software[0][0]
+    assert labels["client_software_name"] in ("confluent-kafka-python", "librdkafka"), labels
+    print("client software:", labels)
+    assert libversion()[0] in labels["client_software_version"] or version()[0] in labels["client_software_version"], labels
+    second.close()
+    first.close()
+    assert envoy.settled_metrics().get("kafka_client_software_connections") == 0
