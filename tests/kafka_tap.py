@@ -38,6 +38,8 @@ class KafkaTap:
         self.upstream_port = upstream_port
         self.port = port or free_port()
         self.record_dir = record_dir
+        # Seconds to hold every chunk of broker responses: makes the broker slow for latency tests.
+        self.response_delay = 0.0
         self.lock = threading.Lock()
         self.requests: collections.Counter[str] = collections.Counter()
         self.responses: collections.Counter[str] = collections.Counter()
@@ -133,6 +135,8 @@ class KafkaTap:
                 data = await reader.read(1 << 20)
                 if not data:
                     break
+                if not is_request and self.response_delay:
+                    await asyncio.sleep(self.response_delay)  # a slow broker
                 writer.write(data)
                 if record:
                     # Trace format: direction (0 request, 1 response), u32 length, bytes; chunks

@@ -14,15 +14,17 @@ mkdir -p "$KAFKA_LENS_CACHE" "$ROOT/.run"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# --- Debian packages: kcat (the CLI users reach for first). -----------------------------------
+# --- Debian packages: kcat (the CLI users reach for first), Prometheus (scrapes Envoy in the
+# dashboard and alert tests; promtool checks the rule file). ---------------------------------------
 need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 # --- Rust: the pinned toolchain (rust-toolchain.toml) and the Wasm target. ---------------------

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from clients import wait_until
+from raw_kafka import kafka_frame
 
 
 def roundtrip(port: int, chunks: list[bytes], pause: float = 0.05) -> bytes:
@@ -39,11 +40,6 @@ def tls_client_hello() -> bytes:
     hello = outgoing.read()
     assert hello[:2] == b"\x16\x03"
     return hello
-
-
-def kafka_frame(api_key: int, version: int, correlation_id: int, client_id: bytes, body: bytes = b"") -> bytes:
-    payload = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id + body
-    return struct.pack(">i", len(payload)) + payload
 
 
 @pytest.mark.parametrize("kind,first", [

@@ -3,6 +3,7 @@ a consumer that is behind, rebalances of a group two consumers share, and the cl
 announced in ApiVersions. Real confluent-kafka clients through Envoy + kafka-lens to tansu."""
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -45,7 +46,8 @@ def test_induced_errors_are_counted_per_api_and_error(envoy):
         for f in admin.create_topics([NewTopic("metrics-errors", 1, 1)]).values():
             f.result(30)
     assert raised.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
-    del admin
+    del admin, raised
+    gc.collect()  # destroy the client now: its connection must not outlive the test
 
     # Metadata for a topic that does not exist (tansu creates none): UNKNOWN_TOPIC_OR_PARTITION in
     # the Metadata response's per-topic error field.

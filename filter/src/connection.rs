@@ -23,7 +23,7 @@ use crate::fetch::{FetchOffsets, FetchSession};
 use crate::groups;
 use crate::produce::{self, PendingProduce};
 use crate::response_errors;
-use crate::topics;
+use crate::topics::{self, TopicLabels};
 use crate::labels::Label;
 use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
 
@@ -113,6 +113,7 @@ pub struct Connection {
     /// The response frame being captured or scanned.
     answering: Option<Answering>,
     fetch: FetchSession,
+    topic_labels: TopicLabels,
     /// The client software this connection announced (its gauge holds 1 while it is open).
     software: Option<Metric>,
     closed: bool,
@@ -198,6 +199,7 @@ impl Connection {
             current_request: None,
             answering: None,
             fetch: FetchSession::default(),
+            topic_labels: TopicLabels::default(),
             software: None,
             closed: false,
         }
@@ -393,7 +395,7 @@ impl Connection {
 
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
         let Some((_, _, client_id)) = self.current_request.clone() else { return };
-        if let Some(pending) = produce::on_request(summary, &client_id, sink) {
+        if let Some(pending) = produce::on_request(summary, &client_id, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
         }
     }
@@ -529,7 +531,7 @@ impl Connection {
         let client_id = &answering.request.client_id;
         response_errors::count_fetch(summary, client_id, sink);
         if let Detail::Fetch(asked) = &answering.request.detail {
-            self.fetch.on_response(asked, summary, client_id, sink);
+            self.fetch.on_response(asked, summary, client_id, &mut self.topic_labels, sink);
         }
     }
 

@@ -85,6 +85,9 @@ impl RootContext for Root {
                 if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
                     metrics.flush();
                     *metrics = EnvoyMetrics::new(&config);
+                    for metric in Metric::predefined() {
+                        metrics.add(metric, 0);
+                    }
                 }
                 self.config = Rc::new(config);
                 add(&self.metrics, Metric::ConfigLoads, 1);

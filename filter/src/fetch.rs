@@ -20,7 +20,7 @@ use kafka_lens_codec::scan::FetchSummary;
 
 use crate::labels::Label;
 use crate::metrics::{Metric, MetricSink};
-use crate::topics::{self, TopicRef};
+use crate::topics::{TopicLabels, TopicRef};
 
 type PartitionKey = (TopicRef, i32);
 
@@ -39,8 +39,6 @@ pub struct FetchSession {
     lags: HashMap<PartitionKey, (Label, i64)>,
     /// Lag this connection has added to each (topic, client) gauge.
     reported: HashMap<(Label, Label), i64>,
-    /// Topic labels already resolved on this connection (ids are looked up in shared data once).
-    labels: HashMap<TopicRef, Label>,
 }
 
 /// Largest number of partitions a session remembers: a client fetching more is not tracked
@@ -81,27 +79,22 @@ impl FetchSession {
         Some(FetchOffsets { offsets })
     }
 
-    fn label(&mut self, topic: &TopicRef, sink: &mut dyn MetricSink) -> Label {
-        if let Some(label) = self.labels.get(topic) {
-            return label.clone();
-        }
-        let label = topics::label(sink, topic);
-        // An id not learned yet is looked up again next time.
-        if matches!(topic, TopicRef::Name(_)) || !label.as_str().starts_with("id-") {
-            self.labels.insert(topic.clone(), label.clone());
-        }
-        label
-    }
-
     /// Counts a scanned Fetch response to a request that asked for `asked`.
-    pub fn on_response(&mut self, asked: &FetchOffsets, response: &FetchSummary, client_id: &Label, sink: &mut dyn MetricSink) {
+    pub fn on_response(
+        &mut self,
+        asked: &FetchOffsets,
+        response: &FetchSummary,
+        client_id: &Label,
+        labels: &mut TopicLabels,
+        sink: &mut dyn MetricSink,
+    ) {
         let mut fetched: HashMap<Label, (u64, u64)> = HashMap::new();
         for topic in &response.topics {
             let topic_ref = match topic.topic_id {
                 Some(id) => TopicRef::Id(id),
                 None => TopicRef::Name(topic.name.clone()),
             };
-            let label = self.label(&topic_ref, sink);
+            let label = labels.get(sink, &topic_ref);
             for p in &topic.partitions {
                 let key = (topic_ref.clone(), p.partition);
                 let offset = asked.offsets.iter().find(|(k, _)| *k == key).map(|(_, o)| *o).or_else(|| self.positions.get(&key).copied());
@@ -208,20 +201,20 @@ mod tests {
         let (mut sink, client, mut session) = (TestSink::default(), Label::Static("app"), FetchSession::default());
         // Fetch from offset 5; the broker returns the batch 0..10 holding it; 20 records exist.
         let asked = session.on_request(&request(0, &[(0, 5)]), 12).unwrap();
-        session.on_response(&asked, &response(0, 10, 20), &client, &mut sink);
+        session.on_response(&asked, &response(0, 10, 20), &client, &mut TopicLabels::default(), &mut sink);
         assert_eq!(metric(&sink, |topic, client_id| Metric::FetchedRecords { topic, client_id }), 5);
         assert_eq!(metric(&sink, |topic, client_id| Metric::FetchedBytes { topic, client_id }), 112);
         assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 15);
 
         // Incremental fetch: the request lists partition 0 at 10; the response lists it again.
         let asked = session.on_request(&request(1, &[(0, 10)]), 12).unwrap();
-        session.on_response(&asked, &response(10, 10, 20), &client, &mut sink);
+        session.on_response(&asked, &response(10, 10, 20), &client, &mut TopicLabels::default(), &mut sink);
         assert_eq!(metric(&sink, |topic, client_id| Metric::FetchedRecords { topic, client_id }), 15);
         assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 10);
 
         // Nothing changed: an empty incremental request; the lag stays as last seen.
         let asked = session.on_request(&request(2, &[]), 12).unwrap();
-        session.on_response(&asked, &FetchSummary::default(), &client, &mut sink);
+        session.on_response(&asked, &FetchSummary::default(), &client, &mut TopicLabels::default(), &mut sink);
         assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 10);
 
         session.on_close(&mut sink);

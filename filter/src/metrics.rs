@@ -187,6 +187,29 @@ impl Metric {
         }
     }
 
+    /// The health counters defined at zero when a VM starts, so that their first increment is
+    /// an increase Prometheus can see (`rate()` and `increase()` ignore the value a series is
+    /// born with): the alert rules on decode failures and label overflow rely on it.
+    pub fn predefined() -> Vec<Metric> {
+        let mut out = Vec::new();
+        for direction in [Direction::Request, Direction::Response] {
+            for reason in ["header", "frame_too_large", "frame_too_small", "buffer_read_failed"] {
+                out.push(Metric::UndecodableFrames { direction, reason });
+            }
+        }
+        out.push(Metric::ScanErrors { api: "Produce", direction: Direction::Request });
+        out.push(Metric::ScanErrors { api: "Fetch", direction: Direction::Response });
+        for label in ["client_id", "topic", "group", "client_software"] {
+            out.push(Metric::LabelOverflow { label });
+        }
+        for reason in ["frame_too_large", "frame_too_small"] {
+            out.push(Metric::ConnectionsClosedByFilter { reason });
+        }
+        out.push(Metric::SeriesOverflow);
+        out.push(Metric::UnmatchedResponses);
+        out
+    }
+
     fn kind(&self) -> MetricKind {
         match self {
             Metric::ActiveConnections
@@ -311,7 +334,7 @@ struct Delta {
 /// Histogram samples go to Envoy as they come.
 #[derive(Debug)]
 pub struct EnvoyMetrics {
-    ids: HashMap<Metric, Slot>,
+    ids: HashMap<Metric, Slot, foldhash::fast::RandomState>,
     deltas: Vec<Delta>,
     /// Indexes into `deltas` changed since the last flush (each at most once).
     dirty: Vec<usize>,
@@ -337,7 +360,7 @@ impl Default for EnvoyMetrics {
 impl EnvoyMetrics {
     pub fn new(config: &crate::config::Config) -> Self {
         EnvoyMetrics {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             deltas: Vec::new(),
             dirty: Vec::new(),
             max_series: config.labels.max_metric_series,

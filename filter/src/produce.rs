@@ -12,7 +12,7 @@ use kafka_lens_codec::scan::ProduceSummary;
 
 use crate::labels::Label;
 use crate::metrics::{Metric, MetricSink};
-use crate::topics::{self, TopicRef};
+use crate::topics::{TopicLabels, TopicRef};
 
 /// Records of one partition of a Produce request awaiting its response.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ fn count(by: u64) -> i64 {
 
 /// Counts a scanned Produce request's attempts; returns what its response settles (`None` for
 /// `acks=0`, already counted as produced).
-pub fn on_request(summary: &ProduceSummary, client_id: &Label, sink: &mut dyn MetricSink) -> Option<PendingProduce> {
+pub fn on_request(summary: &ProduceSummary, client_id: &Label, labels: &mut TopicLabels, sink: &mut dyn MetricSink) -> Option<PendingProduce> {
     let acks = acks_label(summary.acks);
     let mut partitions = Vec::new();
     for topic in &summary.topics {
@@ -55,7 +55,7 @@ pub fn on_request(summary: &ProduceSummary, client_id: &Label, sink: &mut dyn Me
             Some(id) => TopicRef::Id(id),
             None => TopicRef::Name(topic.name.clone()),
         };
-        let label = topics::label(sink, &topic_ref);
+        let label = labels.get(sink, &topic_ref);
         let (mut records, mut bytes) = (0u64, 0u64);
         for p in &topic.partitions {
             records = records.saturating_add(p.records.records);
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn records_count_as_produced_only_where_the_broker_acknowledged_them() {
         let (mut sink, client) = (TestSink::default(), Label::Static("shop"));
-        let pending = on_request(&summary(-1), &client, &mut sink).unwrap();
+        let pending = on_request(&summary(-1), &client, &mut TopicLabels::default(), &mut sink).unwrap();
         assert_eq!(sink.get(&Metric::ProduceRequestRecords { topic: topic(), client_id: client.clone() }), 15);
         let batches = Metric::ProduceRequestBatches { topic: topic(), client_id: client.clone(), compression: "zstd", acks: "all" };
         assert_eq!(sink.get(&batches), 2);
@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn acks_zero_counts_at_once_as_unacknowledged() {
         let (mut sink, client) = (TestSink::default(), Label::Static("shop"));
-        assert!(on_request(&summary(0), &client, &mut sink).is_none());
+        assert!(on_request(&summary(0), &client, &mut TopicLabels::default(), &mut sink).is_none());
         assert_eq!(sink.get(&Metric::ProducedRecords { topic: topic(), client_id: client.clone(), acks: "0" }), 15);
         assert_eq!(sink.get(&Metric::ProducedBytes { topic: topic(), client_id: client, acks: "0" }), 800);
     }

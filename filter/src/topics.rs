@@ -5,6 +5,8 @@
 //! consumer's Metadata and its Fetch requests may run on different connections and VMs. A topic
 //! whose id was never seen in a Metadata response is labelled `id-<hex>`.
 
+use std::collections::HashMap;
+
 use kafka_lens_codec::kafka_protocol::messages::MetadataResponse;
 
 use crate::labels::Label;
@@ -56,6 +58,32 @@ pub fn label(sink: &mut dyn MetricSink, topic: &TopicRef) -> Label {
         (Some(name), _) => sink.label(LabelKind::Topic, Some(&name)),
         (None, TopicRef::Id(id)) => sink.label(LabelKind::Topic, Some(&format!("id-{}", hex(id)))),
         (None, TopicRef::Name(name)) => sink.label(LabelKind::Topic, Some(name)),
+    }
+}
+
+/// Topic labels a connection already resolved: a client names the same few topics in every
+/// request, and resolving one costs a sanitize, a cap lookup and, for ids, a shared-data read.
+#[derive(Debug, Default)]
+pub struct TopicLabels {
+    cache: HashMap<TopicRef, Label>,
+}
+
+/// Topics one connection remembers labels for; beyond, labels are resolved every time.
+const MAX_CACHED_TOPICS: usize = 1000;
+
+impl TopicLabels {
+    /// The `topic` label of `topic` (see [`label`]); an id not learned yet is looked up again
+    /// next time.
+    pub fn get(&mut self, sink: &mut dyn MetricSink, topic: &TopicRef) -> Label {
+        if let Some(label) = self.cache.get(topic) {
+            return label.clone();
+        }
+        let label = label(sink, topic);
+        let unresolved_id = matches!(topic, TopicRef::Id(_)) && label.as_str().starts_with("id-");
+        if !unresolved_id && self.cache.len() < MAX_CACHED_TOPICS {
+            self.cache.insert(topic.clone(), label.clone());
+        }
+        label
     }
 }
 
