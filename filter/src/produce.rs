@@ -89,7 +89,7 @@ pub fn on_request(summary: &ProduceSummary, client_id: &Label, labels: &mut Topi
 /// Settles a Produce request with its decoded response: per partition, produced or failed.
 pub fn on_response(pending: &PendingProduce, response: &ProduceResponse, client_id: &Label, sink: &mut dyn MetricSink) {
     for topic in &pending.partitions {
-        let answer = response.responses.iter().find(|t| TopicRef::new(t.name.0.as_str(), t.topic_id.as_bytes()) == topic.topic);
+        let answer = response.responses.iter().find(|t| topic.topic.is(t.name.0.as_str(), t.topic_id.as_bytes()));
         let error = answer
             .and_then(|t| t.partition_responses.iter().find(|p| p.index == topic.partition))
             .map(|p| p.error_code);

@@ -21,13 +21,7 @@ fn count(codes: impl IntoIterator<Item = i16>, api: &'static str, client_id: &La
 
 /// Counts the non-zero error codes of a decoded response.
 pub fn count_decoded(response: &ResponseKind, api: &'static str, client_id: &Label, sink: &mut dyn MetricSink) {
-    let mut codes = Vec::new();
-    response_error_codes(response, &mut |code| {
-        if code != 0 {
-            codes.push(code);
-        }
-    });
-    count(codes, api, client_id, sink);
+    response_error_codes(response, &mut |code| count([code], api, client_id, sink));
 }
 
 /// Counts the non-zero error codes of a scanned Fetch response.

@@ -28,6 +28,14 @@ impl TopicRef {
             TopicRef::Name(name.to_string())
         }
     }
+
+    /// Whether a message's name and id fields name this topic (no allocation).
+    pub fn is(&self, name: &str, id: &[u8; 16]) -> bool {
+        match self {
+            TopicRef::Id(own) => own == id,
+            TopicRef::Name(own) => id.iter().all(|b| *b == 0) && own == name,
+        }
+    }
 }
 
 fn key(id: &[u8; 16]) -> String {
