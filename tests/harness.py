@@ -49,14 +49,14 @@ def wait_port(port: int, timeout: float, proc: "Proc | None" = None) -> None:
 class Proc:
     """A child process in its own process group, logging to a file."""
 
-    def __init__(self, name: str, cmd: list[str], log_path: Path, env: dict | None = None):
+    def __init__(self, name: str, cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None):
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "wb")
         self.popen = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, **(env or {})},
+            start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
         )
         _live.append(self)
 
@@ -90,25 +90,29 @@ def _stop_all() -> None:
 
 
 class Broker:
-    """tansu with in-memory storage, advertising `advertised_port` so clients stay on the proxy."""
+    """tansu advertising `advertised_port` so clients stay on the proxy; in-memory storage unless
+    `storage` names another (`sqlite://name.db`, relative to `log_dir`)."""
 
-    def __init__(self, port: int, advertised_port: int, log_dir: Path, extra_args: list[str] | None = None):
+    def __init__(self, port: int, advertised_port: int, log_dir: Path, extra_args: list[str] | None = None,
+                 storage: str = "memory://tansu/"):
         self.port = port
+        self.storage = storage
         self._args = (advertised_port, log_dir, extra_args or [])
         self.starts = 0
         self._start()
 
     def _start(self) -> None:
         advertised_port, log_dir, extra_args = self._args
-        tansu = os.environ.get("TANSU") or str(CACHE / "tansu-0.6.0" / "bin" / "tansu")
+        tansu = os.environ["TANSU"]  # set by tests/setup.sh
         self.starts += 1
         self.proc = Proc("tansu", [
             tansu, "broker",
             "--listener-url", f"tcp://127.0.0.1:{self.port}",
             "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}",
-            "--storage-engine", "memory://tansu/",
+            "--storage-engine", self.storage,
             *extra_args,
-        ], log_dir / f"tansu-{self.port}-{self.starts}.log", env={"RUST_LOG": os.environ.get("TANSU_LOG", "warn")})
+        ], log_dir / f"tansu-{self.port}-{self.starts}.log", env={"RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+            cwd=log_dir)
         wait_port(self.port, 30, self.proc)
 
     def restart(self, down_seconds: float = 1.0) -> None:

@@ -8,7 +8,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Machine-level cache: survives fresh clones (CI), so the broker and the Rust build are made once.
 export KAFKA_LENS_CACHE="${KAFKA_LENS_CACHE:-$HOME/.cache/kafka-lens}"
 TANSU_VERSION=0.6.0
-export TANSU="$KAFKA_LENS_CACHE/tansu-$TANSU_VERSION/bin/tansu"
+# dynostore: in-memory storage (most tests); libsql: SQLite storage, so SCRAM users created before
+# the broker starts with --authentication survive the restart (the identity tests).
+TANSU_FEATURES=dynostore,libsql
+export TANSU="$KAFKA_LENS_CACHE/tansu-$TANSU_VERSION-${TANSU_FEATURES//,/-}/bin/tansu"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KAFKA_LENS_CACHE/target}"
 mkdir -p "$KAFKA_LENS_CACHE" "$ROOT/.run"
 
@@ -56,11 +59,11 @@ if [ ! -e "$KCAT_LIBDIR/librdkafka.so.1" ]; then
   ln -sf "$lib" "$KCAT_LIBDIR/librdkafka.so.1"
 fi
 
-# --- The broker: tansu from crates.io, built once per machine (8-10 minutes the first time). -----
+# --- The broker: tansu from crates.io, built once per machine (10-15 minutes the first time). ----
 if [ ! -x "$TANSU" ]; then
-  step "cargo install tansu $TANSU_VERSION (first time only, ~10 minutes)"
+  step "cargo install tansu $TANSU_VERSION --features $TANSU_FEATURES (first time only, ~15 minutes)"
   CARGO_TARGET_DIR="$KAFKA_LENS_CACHE/tansu-build" cargo install --locked tansu \
-    --version "$TANSU_VERSION" --features dynostore --root "$KAFKA_LENS_CACHE/tansu-$TANSU_VERSION"
+    --version "$TANSU_VERSION" --features "$TANSU_FEATURES" --root "$(dirname "$(dirname "$TANSU")")"
   rm -rf "$KAFKA_LENS_CACHE/tansu-build"
 fi
 

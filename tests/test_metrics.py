@@ -144,3 +144,49 @@ def test_rebalances_and_client_software(envoy):
     second.close()
     first.close()
     assert envoy.settled_metrics().get("kafka_client_software_connections") == 0
+
+
+@pytest.mark.filter_config({"per_partition_metrics": True})
+def test_committed_offsets_per_partition_and_in_flight_peak(envoy):
+    """With per-partition metrics on, the committed-offset gauge equals what the broker says the
+    group committed, and the per-partition lag gauges add up to the per-topic one."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    bootstrap = f"127.0.0.1:{envoy.listener_port}"
+    create_topic(bootstrap, "metrics-commits", partitions=2)
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": "metrics-producer", "linger.ms": 5})
+    for i in range(30):
+        producer.produce("metrics-commits", value=b"x", partition=i % 2)
+    assert producer.flush(30) == 0
+    del producer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "metrics-commits", "client.id": "metrics-committer",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition("metrics-commits", 0, 0), TopicPartition("metrics-commits", 1, 0)])
+    consumed = 0
+    while consumed < 30:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            consumed += 1
+            if consumed in (10, 30):
+                consumer.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in consumer.committed(
+        [TopicPartition("metrics-commits", 0), TopicPartition("metrics-commits", 1)], timeout=10)}
+    assert committed == {0: 15, 1: 15}, committed
+    gauge = lambda p: envoy.metrics().get("kafka_group_committed_offset", group="metrics-commits", topic="metrics-commits", partition=str(p))  # noqa: E731
+    wait_until(lambda: (gauge(0), gauge(1)) == (15, 15), 10, what="the committed-offset gauges to reach 15")
+    m = envoy.metrics()
+    per_partition = m.by_label("kafka_fetch_lag_partition_records", "partition")
+    assert set(per_partition) == {"0", "1"}, per_partition
+    assert sum(per_partition.values()) == m.get("kafka_fetch_lag_records", topic="metrics-commits", client_id="metrics-committer")
+    consumer.close()
+    del consumer
+    gc.collect()
+
+    m = envoy.settled_metrics(tick=True)
+    # Every connection that spoke Kafka recorded its in-flight peak once, when it closed (each sent
+    # at least one request that expects a response, so each peak is at least 1).
+    peaks = m.get("kafka_connection_max_in_flight_requests_count")
+    assert 0 < peaks <= m.get("kafka_connections_total")
+    assert m.get("kafka_connection_max_in_flight_requests_sum") >= peaks

@@ -108,7 +108,7 @@ def shortened_rules(path: Path) -> Path:
 def dashboard_queries() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    fill = {"$client_id": ".*", "$topic": ".*", "$group": ".*", "$__rate_interval": "1m"}
+    fill = {"$client_id": ".*", "$identity": ".*", "$topic": ".*", "$group": ".*", "$__rate_interval": "1m"}
     out = []
     for e in exprs:
         for k, v in fill.items():

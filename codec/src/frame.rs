@@ -162,6 +162,12 @@ impl FrameSplitter {
         self.state = State::Stopped;
     }
 
+    /// Changes the smallest frame accepted from the next size prefix on. Raw SASL tokens (after a
+    /// v0 `SaslHandshake`) are size-prefixed but carry no header, and may be empty.
+    pub fn set_min_frame_size(&mut self, min_frame_size: u32) {
+        self.config.min_frame_size = min_frame_size;
+    }
+
     /// Whether framing has stopped, after an error or [`FrameSplitter::stop`].
     pub fn is_stopped(&self) -> bool {
         matches!(self.state, State::Stopped)

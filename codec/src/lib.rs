@@ -22,6 +22,8 @@
 //!   code of every response.
 //! * [`records`]: record-batch (magic 2) and legacy message-set (magic 0/1) headers, parsed with nom
 //!   without touching record payloads.
+//! * [`sasl`]: follows SASL exchanges (handshake, authenticate messages, raw v0 tokens) to learn the
+//!   authenticated user without keeping any secret.
 //! * [`scan`]: streaming structural scan of Produce requests and Fetch responses: topics,
 //!   partitions and batch headers read as the bytes pass, payloads skipped unread.
 //!
@@ -37,6 +39,7 @@ pub mod generated;
 pub mod header;
 pub mod read_ahead;
 pub mod records;
+pub mod sasl;
 pub mod scan;
 
 pub use kafka_protocol;

@@ -31,8 +31,13 @@ pub struct Config {
     pub decode_bodies: bool,
     /// Largest frame `decode_bodies` copies into the VM.
     pub max_decode_bytes: u32,
+    /// Emit the per-partition metrics (`kafka_group_committed_offset`,
+    /// `kafka_fetch_lag_partition_records`): a series per partition, so off by default.
+    pub per_partition_metrics: bool,
     /// Bounds on labels taken from client input.
     pub labels: LabelLimits,
+    /// How the filter learns who a client is (see the `identity` module).
+    pub identity: IdentityConfig,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -53,6 +58,11 @@ pub struct LabelLimits {
     pub max_client_software: u32,
     /// Longest label value kept (characters); longer ones are cut.
     pub max_label_length: usize,
+    /// Distinct resolved identities (`identity` label: `sasl:alice`, `mtls:spiffe://..`,
+    /// `client_id:shop`) across all worker VMs, likewise.
+    pub max_identities: u32,
+    /// Longest `identity` label value kept: longer than other labels, as SPIFFE ids run long.
+    pub max_identity_length: usize,
     /// Distinct metric series one VM creates; beyond it new series are not created (counted in
     /// `kafka_lens_series_overflow_total`). Bounds the product of labels, which per-label caps
     /// do not.
@@ -67,8 +77,26 @@ impl Default for LabelLimits {
             max_groups: 1000,
             max_client_software: 200,
             max_label_length: DEFAULT_MAX_LABEL_LENGTH,
+            max_identities: 1000,
+            max_identity_length: 128,
             max_metric_series: 20_000,
         }
+    }
+}
+
+/// How client identities are learned.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// The OAUTHBEARER token claim that names the principal, like the broker's
+    /// `sasl.oauthbearer.sub.claim.name`. Read without verifying the token: only the broker's
+    /// acceptance of the token makes it an identity.
+    pub oauthbearer_principal_claim: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig { oauthbearer_principal_claim: "sub".into() }
     }
 }
 
@@ -89,7 +117,9 @@ impl Default for Config {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             decode_bodies: true,
             max_decode_bytes: 64 * 1024,
+            per_partition_metrics: false,
             labels: LabelLimits::default(),
+            identity: IdentityConfig::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -139,6 +169,7 @@ impl Config {
             ("labels.max_topics", self.labels.max_topics),
             ("labels.max_groups", self.labels.max_groups),
             ("labels.max_client_software", self.labels.max_client_software),
+            ("labels.max_identities", self.labels.max_identities),
         ] {
             if cap == 0 {
                 return fail(field, "must be at least 1".into());
@@ -146,6 +177,12 @@ impl Config {
         }
         if !(8..=256).contains(&self.labels.max_label_length) {
             return fail("labels.max_label_length", format!("must be between 8 and 256, got {}", self.labels.max_label_length));
+        }
+        if !(8..=512).contains(&self.labels.max_identity_length) {
+            return fail("labels.max_identity_length", format!("must be between 8 and 512, got {}", self.labels.max_identity_length));
+        }
+        if self.identity.oauthbearer_principal_claim.is_empty() {
+            return fail("identity.oauthbearer_principal_claim", "must not be empty".into());
         }
         if self.labels.max_metric_series < 100 {
             return fail("labels.max_metric_series", format!("must be at least 100, got {}", self.labels.max_metric_series));

@@ -16,7 +16,9 @@ use kafka_lens_codec::header;
 use kafka_lens_codec::read_ahead::{self, ReadAhead};
 use kafka_lens_codec::kafka_protocol::messages::ApiKey;
 use kafka_lens_codec::kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_lens_codec::sasl::{self, Outcome, SaslExchange};
 use kafka_lens_codec::scan::{self, BodyScan, FetchSummary, ProduceSummary, ScanError, Scanned};
+use std::rc::Rc;
 
 use crate::config::Config;
 use crate::fetch::{FetchOffsets, FetchSession};
@@ -24,7 +26,8 @@ use crate::groups;
 use crate::produce::{self, PendingProduce};
 use crate::response_errors;
 use crate::topics::{self, TopicLabels};
-use crate::labels::Label;
+use crate::identity::Identity;
+use crate::labels::Client;
 use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
 
 /// What the filter should do with the connection after a chunk.
@@ -54,6 +57,7 @@ pub struct Limits {
     pub max_in_flight: usize,
     pub decode_bodies: bool,
     pub max_decode_bytes: u32,
+    pub per_partition_metrics: bool,
 }
 
 impl From<&Config> for Limits {
@@ -63,6 +67,7 @@ impl From<&Config> for Limits {
             max_in_flight: c.max_in_flight,
             decode_bodies: c.decode_bodies,
             max_decode_bytes: c.max_decode_bytes,
+            per_partition_metrics: c.per_partition_metrics,
         }
     }
 }
@@ -72,7 +77,7 @@ impl From<&Config> for Limits {
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     started_micros: Option<u64>,
-    client_id: Label,
+    client: Client,
     detail: Detail,
 }
 
@@ -84,8 +89,8 @@ enum Detail {
     Produce(PendingProduce),
     /// The fetch offsets a Fetch request asked for.
     Fetch(FetchOffsets),
-    /// The group a JoinGroup request joins.
-    JoinGroup(Label),
+    /// What a group request's response settles (JoinGroup, OffsetCommit).
+    Group(groups::Pending),
 }
 
 /// The response being captured or scanned, with its request's context.
@@ -103,19 +108,32 @@ pub struct Connection {
     requests: FrameSplitter,
     responses: FrameSplitter,
     correlator: Correlator<RequestContext>,
-    /// The last client id seen on this connection and its admitted label (clients send the same
-    /// id on every request, so the cap is consulted once per connection in practice).
-    client: Option<(Option<String>, Label)>,
+    /// The last client id seen on this connection and its admitted labels (clients send the same
+    /// id on every request, so the caps are consulted once per connection in practice). Cleared
+    /// when the identity changes.
+    client: Option<(Option<String>, Client)>,
+    /// What the connection has proven about its client.
+    identity: Identity,
+    /// The SASL exchange in progress or last finished on this connection.
+    sasl: Option<SaslExchange>,
+    /// The OAUTHBEARER token claim naming the principal.
+    oauth_claim: Rc<str>,
+    /// The request frame being captured is a raw SASL token, not a Kafka request.
+    capturing_raw_token: bool,
+    /// The response frame being captured is a raw SASL token.
+    answering_raw_token: bool,
     protocol: Protocol,
     /// The request whose frame is being scanned or captured: its correlation id (when a response
     /// is expected), API version and client label.
-    current_request: Option<(Option<i32>, i16, Label)>,
+    current_request: Option<(Option<i32>, i16, Client)>,
     /// The response frame being captured or scanned.
     answering: Option<Answering>,
     fetch: FetchSession,
     topic_labels: TopicLabels,
     /// The client software this connection announced (its gauge holds 1 while it is open).
     software: Option<Metric>,
+    /// The most requests this connection had awaiting a response at once.
+    max_in_flight_seen: usize,
     closed: bool,
 }
 
@@ -195,14 +213,36 @@ impl Connection {
             responses: FrameSplitter::new(SplitterConfig::responses(limits.max_frame_bytes)),
             correlator: Correlator::new(limits.max_in_flight),
             client: None,
+            identity: Identity::default(),
+            sasl: None,
+            oauth_claim: Rc::from("sub"),
+            capturing_raw_token: false,
+            answering_raw_token: false,
             protocol: Protocol::Undetermined,
             current_request: None,
             answering: None,
-            fetch: FetchSession::default(),
+            fetch: FetchSession::new(limits.per_partition_metrics),
+            max_in_flight_seen: 0,
             topic_labels: TopicLabels::default(),
             software: None,
             closed: false,
         }
+    }
+
+    /// Sets the OAUTHBEARER token claim that names the principal (default `sub`).
+    pub fn with_oauthbearer_claim(mut self, claim: &str) -> Self {
+        self.oauth_claim = Rc::from(claim);
+        self
+    }
+
+    /// The verified mTLS peer principal Envoy knows for the connection.
+    pub fn set_peer_principal(&mut self, principal: Option<String>) {
+        self.identity.set_principal(principal);
+        self.client = None;
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -220,6 +260,8 @@ impl Connection {
             return Verdict::Close("closed");
         }
         let mut verdict = Verdict::Continue;
+        let raw = self.sasl.as_ref().is_some_and(SaslExchange::expects_raw_client_token);
+        self.requests.set_min_frame_size(if raw { 0 } else { SplitterConfig::requests(0).min_frame_size });
         let mut requests = std::mem::replace(&mut self.requests, FrameSplitter::new(SplitterConfig::requests(0)));
         let mut source = ReadAhead::new(source, len, read_ahead::DEFAULT_WINDOW);
         requests.push(&mut source, len, |event| match event {
@@ -258,6 +300,8 @@ impl Connection {
         if self.protocol_stopped() {
             return Verdict::Continue;
         }
+        let raw = self.sasl.as_ref().is_some_and(SaslExchange::expects_raw_server_token);
+        self.responses.set_min_frame_size(if raw { 0 } else { SplitterConfig::responses(0).min_frame_size });
         let mut responses = std::mem::replace(&mut self.responses, FrameSplitter::new(SplitterConfig::responses(0)));
         let mut source = ReadAhead::new(source, len, read_ahead::DEFAULT_WINDOW);
         responses.push(&mut source, len, |event| match event {
@@ -285,6 +329,9 @@ impl Connection {
 
     /// Releases gauges this connection holds. Call once, when the connection ends.
     pub fn on_close(&mut self, sink: &mut dyn MetricSink) {
+        if self.protocol == Protocol::Kafka && !self.closed {
+            sink.record(Metric::ConnectionMaxInFlight, self.max_in_flight_seen as u64);
+        }
         let in_flight = self.correlator.in_flight() as i64;
         if in_flight > 0 {
             sink.add(Metric::InFlightRequests, -in_flight);
@@ -317,6 +364,9 @@ impl Connection {
             }
             self.protocol = Protocol::Kafka;
         }
+        if let Some(disposition) = self.raw_client_token(start, sink) {
+            return disposition;
+        }
         let info = match header::decode_request_header(&start.prefix, start.is_whole()) {
             Ok(info) => info,
             Err(e) => {
@@ -334,9 +384,9 @@ impl Connection {
             }
             ApiSupport::UnknownApi => ("unknown", None),
         };
-        let client_id = self.client_label(info.client_id(), sink);
-        sink.add(Metric::Requests { api: api_name, version: version_label(id.api_version), client_id: client_id.clone() }, 1);
-        sink.add(Metric::RequestBytes { api: api_name, client_id: client_id.clone() }, i64::from(start.body_len) + 4);
+        let client = self.client_label(info.client_id(), sink);
+        sink.add(Metric::Requests { api: api_name, version: version_label(id.api_version), client: client.clone() }, 1);
+        sink.add(Metric::RequestBytes { api: api_name, client: client.clone() }, i64::from(start.body_len) + 4);
 
         let expects_response = match (key, info.header_len) {
             (Some(ApiKey::Produce), Some(header_len)) => {
@@ -345,19 +395,20 @@ impl Connection {
             }
             _ => true,
         };
-        self.current_request = Some((expects_response.then_some(id.correlation_id), id.api_version, client_id.clone()));
+        self.current_request = Some((expects_response.then_some(id.correlation_id), id.api_version, client.clone()));
         if expects_response {
             let overflow = self.correlator.expect(InFlight {
                 correlation_id: id.correlation_id,
                 api_key: id.api_key,
                 api_version: id.api_version,
-                extra: RequestContext { started_micros: sink.now_micros(), client_id, detail: Detail::None },
+                extra: RequestContext { started_micros: sink.now_micros(), client, detail: Detail::None },
             });
             if overflow {
                 sink.add(Metric::InFlightOverflow, 1);
             } else {
                 sink.add(Metric::InFlightRequests, 1);
             }
+            self.max_in_flight_seen = self.max_in_flight_seen.max(self.correlator.in_flight());
         }
         match (key, info.header_len) {
             (Some(key), Some(header_len)) if scan::supports(key, id.api_version, true) => {
@@ -368,19 +419,68 @@ impl Connection {
         }
     }
 
-    /// The client-id label for this request, reusing the connection's last one when unchanged.
-    fn client_label(&mut self, raw: Option<&str>, sink: &mut dyn MetricSink) -> Label {
-        if let Some((last, label)) = &self.client {
-            if last.as_deref() == raw {
-                return label.clone();
+    /// A raw SASL token (after a v0 `SaslHandshake`) where a request would be: captured for the
+    /// exchange, never decoded as Kafka. `None` if the frame is a Kafka request.
+    fn raw_client_token(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Option<Disposition> {
+        let exchange = self.sasl.as_mut().filter(|e| e.expects_raw_client_token())?;
+        if exchange.raw_end_is_guessed()
+            && detect::classify_first_request(start).is_none()
+            && header::decode_request_header(&start.prefix, start.is_whole()).is_ok()
+        {
+            // A mechanism whose end the filter cannot see: the client speaking Kafka again ends it.
+            let outcome = exchange.end_raw();
+            self.sasl_outcome(outcome, sink);
+            return None;
+        }
+        if start.body_len <= sasl::MAX_MESSAGE_BYTES {
+            self.capturing_raw_token = true;
+            Some(Disposition::Capture)
+        } else {
+            exchange.on_unread_client_message();
+            Some(Disposition::Skip)
+        }
+    }
+
+    /// Applies the end of a SASL exchange: a success makes the SASL user the connection's
+    /// identity (unless a verified mTLS principal outranks it).
+    fn sasl_outcome(&mut self, outcome: Outcome, sink: &mut dyn MetricSink) {
+        let mechanism = self.sasl.as_ref().map_or("other", |e| e.mechanism().as_str());
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Authenticated { user } => {
+                sink.add(Metric::SaslAuthentications { mechanism, result: "success" }, 1);
+                if let Some(user) = user {
+                    log::debug!("SASL {mechanism} authentication accepted by the broker for user {user:?}");
+                    self.identity.set_sasl_user(user);
+                    self.client = None;
+                }
+            }
+            Outcome::Failed => {
+                sink.add(Metric::SaslAuthentications { mechanism, result: "failure" }, 1);
+                log::info!("SASL {mechanism} authentication refused by the broker: the connection keeps its previous identity");
             }
         }
-        let label = sink.label(LabelKind::ClientId, raw);
-        self.client = Some((raw.map(str::to_owned), label.clone()));
-        label
+    }
+
+    /// The labels for this request's client, reusing the connection's last ones when unchanged.
+    fn client_label(&mut self, raw: Option<&str>, sink: &mut dyn MetricSink) -> Client {
+        if let Some((last, client)) = &self.client {
+            if last.as_deref() == raw {
+                return client.clone();
+            }
+        }
+        let client_id = sink.label(LabelKind::ClientId, raw);
+        let identity = sink.label(LabelKind::Identity, Some(&self.identity.label_value(raw)));
+        let client = Client { client_id, identity };
+        self.client = Some((raw.map(str::to_owned), client.clone()));
+        client
     }
 
     fn should_decode(&self, key: ApiKey, direction: Direction, body_len: u32) -> bool {
+        if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+            // Identity needs these whatever `decode_bodies` says; they are small.
+            return body_len <= sasl::MAX_MESSAGE_BYTES;
+        }
         self.limits.decode_bodies && body_len <= self.limits.max_decode_bytes && !carries_records(key, direction)
     }
 
@@ -394,15 +494,15 @@ impl Connection {
     }
 
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
-        let Some((_, _, client_id)) = self.current_request.clone() else { return };
-        if let Some(pending) = produce::on_request(summary, &client_id, &mut self.topic_labels, sink) {
+        let Some((_, _, client)) = self.current_request.clone() else { return };
+        if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
         }
     }
 
     /// Derives metrics from a decoded request.
     fn request_decoded(&mut self, request: &body::Request, sink: &mut dyn MetricSink) {
-        let Some((_, version, client_id)) = self.current_request.clone() else { return };
+        let Some((_, version, client)) = self.current_request.clone() else { return };
         let api = api::name(request.api_key);
         match &request.body {
             RequestKind::Fetch(fetch) => {
@@ -410,10 +510,17 @@ impl Connection {
                     self.attach(Detail::Fetch(asked));
                 }
             }
+            RequestKind::SaslHandshake(handshake) => {
+                self.sasl = Some(SaslExchange::handshake(handshake.mechanism.as_str(), version));
+            }
+            RequestKind::SaslAuthenticate(authenticate) => {
+                let claim = Rc::clone(&self.oauth_claim);
+                self.sasl.get_or_insert_with(SaslExchange::unknown).on_client_message(&authenticate.auth_bytes, &claim);
+            }
             RequestKind::ApiVersions(versions) if version >= 3 => {
                 let name = sink.label(LabelKind::ClientSoftware, Some(versions.client_software_name.as_str()));
                 let software_version = sink.label(LabelKind::ClientSoftware, Some(versions.client_software_version.as_str()));
-                let metric = Metric::ClientSoftware { client_id, name, version: software_version };
+                let metric = Metric::ClientSoftware { client, name, version: software_version };
                 if self.software.as_ref() != Some(&metric) {
                     if let Some(old) = self.software.replace(metric.clone()) {
                         sink.add(old, -1);
@@ -422,14 +529,20 @@ impl Connection {
                 }
             }
             body => {
-                if let Some(group) = groups::on_request(body, api, &client_id, sink) {
-                    self.attach(Detail::JoinGroup(group));
+                if let Some(pending) = groups::on_request(body, api, &client, self.limits.per_partition_metrics, sink) {
+                    self.attach(Detail::Group(pending));
                 }
             }
         }
     }
 
     fn request_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
+        if std::mem::take(&mut self.capturing_raw_token) {
+            if let Some(exchange) = &mut self.sasl {
+                exchange.on_client_message(frame, &self.oauth_claim);
+            }
+            return;
+        }
         match body::decode_request(frame) {
             Ok(request) => {
                 sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1);
@@ -474,6 +587,16 @@ impl Connection {
     }
 
     fn response_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
+        if let Some(exchange) = self.sasl.as_mut().filter(|e| e.expects_raw_server_token()) {
+            // A raw SASL token answering the client's: no header, no correlation id.
+            self.answering = None;
+            if start.body_len <= sasl::MAX_MESSAGE_BYTES {
+                self.answering_raw_token = true;
+                return Disposition::Capture;
+            }
+            exchange.on_unread_server_message();
+            return Disposition::Skip;
+        }
         let correlation_id = match header::response_correlation_id(&start.prefix) {
             Ok(id) => id,
             Err(_) => {
@@ -497,11 +620,11 @@ impl Connection {
         };
         let support = api::support(request.api_key, request.api_version);
         let api = api::name_of_raw(request.api_key);
-        let client_id = request.extra.client_id.clone();
-        sink.add(Metric::Responses { api, version: version_label(request.api_version), client_id: client_id.clone() }, 1);
-        sink.add(Metric::ResponseBytes { api, client_id: client_id.clone() }, i64::from(start.body_len) + 4);
+        let client = request.extra.client.clone();
+        sink.add(Metric::Responses { api, version: version_label(request.api_version), client: client.clone() }, 1);
+        sink.add(Metric::ResponseBytes { api, client: client.clone() }, i64::from(start.body_len) + 4);
         if let (Some(started), Some(now)) = (request.extra.started_micros, sink.now_micros()) {
-            sink.record(Metric::Latency { api, client_id }, now.saturating_sub(started));
+            sink.record(Metric::Latency { api, client }, now.saturating_sub(started));
         }
         self.answering = None;
         match support {
@@ -528,26 +651,35 @@ impl Connection {
 
     fn fetch_scanned(&mut self, summary: &FetchSummary, sink: &mut dyn MetricSink) {
         let Some(answering) = self.answering.take() else { return };
-        let client_id = &answering.request.client_id;
-        response_errors::count_fetch(summary, client_id, sink);
+        let client = &answering.request.client;
+        response_errors::count_fetch(summary, client, sink);
         if let Detail::Fetch(asked) = &answering.request.detail {
-            self.fetch.on_response(asked, summary, client_id, &mut self.topic_labels, sink);
+            self.fetch.on_response(asked, summary, client, &mut self.topic_labels, sink);
         }
     }
 
     /// Derives metrics from a decoded response.
     fn response_decoded(answering: &Answering, response: &ResponseKind, sink: &mut dyn MetricSink) {
-        let client_id = &answering.request.client_id;
-        response_errors::count_decoded(response, api::name(answering.key), client_id, sink);
+        let client = &answering.request.client;
+        response_errors::count_decoded(response, api::name(answering.key), client, sink);
         match (response, &answering.request.detail) {
-            (ResponseKind::Produce(produced), Detail::Produce(pending)) => produce::on_response(pending, produced, client_id, sink),
-            (ResponseKind::JoinGroup(joined), Detail::JoinGroup(group)) => groups::on_join_response(group, joined, sink),
+            (ResponseKind::Produce(produced), Detail::Produce(pending)) => produce::on_response(pending, produced, client, sink),
+            (ResponseKind::JoinGroup(joined), Detail::Group(groups::Pending::Join(group))) => groups::on_join_response(group, joined, sink),
+            (ResponseKind::OffsetCommit(committed), Detail::Group(groups::Pending::Commit(pending))) => {
+                groups::on_commit_response(pending, committed, sink)
+            }
             (ResponseKind::Metadata(metadata), _) => topics::learn(sink, metadata),
             _ => {}
         }
     }
 
     fn response_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
+        if std::mem::take(&mut self.answering_raw_token) {
+            // In the raw form a refusal closes the connection: a token means the exchange goes on.
+            let outcome = self.sasl.as_mut().map_or(Outcome::Continue, |e| e.on_server_message(0, frame));
+            self.sasl_outcome(outcome, sink);
+            return;
+        }
         let Some(answering) = self.answering.take() else { return };
         let (key, version) = (answering.key, answering.version);
         let direction = Direction::Response;
@@ -555,12 +687,27 @@ impl Connection {
             Ok(response) => {
                 sink.add(Metric::BodiesDecoded { direction, api: api::name(key) }, 1);
                 Self::response_decoded(&answering, &response.body, sink);
+                self.sasl_response(&response.body, sink);
             }
             Err(e) => {
                 sink.add(Metric::BodyDecodeErrors { direction, api: api::name(key) }, 1);
                 log::debug!("response body did not decode: {e}");
             }
         }
+    }
+
+    /// Feeds SASL responses to the exchange they belong to.
+    fn sasl_response(&mut self, response: &ResponseKind, sink: &mut dyn MetricSink) {
+        let Some(exchange) = &mut self.sasl else { return };
+        let outcome = match response {
+            ResponseKind::SaslHandshake(handshake) => {
+                exchange.on_handshake_response(handshake.error_code);
+                Outcome::Continue
+            }
+            ResponseKind::SaslAuthenticate(authenticate) => exchange.on_server_message(authenticate.error_code, &authenticate.auth_bytes),
+            _ => return,
+        };
+        self.sasl_outcome(outcome, sink);
     }
 
     fn response_error(&mut self, error: &FrameError, sink: &mut dyn MetricSink) {

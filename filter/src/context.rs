@@ -119,9 +119,11 @@ impl RootContext for Root {
         Some(Box::new(KafkaStream {
             id: context_id,
             config: Rc::clone(&self.config),
-            connection: Connection::new(Limits::from(self.config.as_ref())),
+            connection: Connection::new(Limits::from(self.config.as_ref()))
+                .with_oauthbearer_claim(&self.config.identity.oauthbearer_principal_claim),
             metrics: Rc::clone(&self.metrics),
             closed: false,
+            peer_checked: false,
         }))
     }
 }
@@ -133,9 +135,37 @@ pub struct KafkaStream {
     connection: Connection,
     metrics: SharedMetrics,
     closed: bool,
+    /// The peer certificate's principal has been looked up (once, at the first client bytes:
+    /// a TLS handshake is over by then).
+    peer_checked: bool,
 }
 
+/// Envoy attributes naming a verified peer, most specific first: the URI SAN (SPIFFE id under
+/// Istio mTLS), then the certificate subject.
+const PEER_PRINCIPAL_PROPERTIES: [[&str; 2]; 2] =
+    [["connection", "uri_san_peer_certificate"], ["connection", "subject_peer_certificate"]];
+
 impl KafkaStream {
+    /// Looks up the verified peer principal of a TLS connection Envoy terminated.
+    fn check_peer(&mut self) {
+        self.peer_checked = true;
+        for path in PEER_PRINCIPAL_PROPERTIES {
+            match host::get_property(&path) {
+                Ok(Some(value)) => {
+                    let principal = String::from_utf8_lossy(&value).into_owned();
+                    log::debug!("connection {}: verified peer principal {principal:?}", self.id);
+                    self.connection.set_peer_principal(Some(principal));
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    add(&self.metrics, Metric::HostcallFailures { call: "get_property" }, 1);
+                    log::debug!("connection {}: reading {} refused: {e}", self.id, path.join("."));
+                }
+            }
+        }
+    }
+
     /// Runs `f` with the VM's metric sink, counting any hostcall refusal it caused.
     fn with_metrics<T>(&mut self, f: impl FnOnce(&mut Connection, &mut dyn MetricSink) -> T) -> Option<T> {
         let mut metrics = self.metrics.try_borrow_mut().ok()?;
@@ -197,6 +227,9 @@ impl StreamContext for KafkaStream {
                 add(&self.metrics, Metric::HostcallFailures { call: "set_buffer_probe" }, 1);
                 log::debug!("connection {}: probe hostcall refused as expected: {e}", self.id);
             }
+        }
+        if !self.peer_checked {
+            self.check_peer();
         }
         let mut source = EnvoyBuffer { buffer: Buffer::Downstream, error: None };
         let verdict = self

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use kafka_lens_codec::kafka_protocol::messages::FetchRequest;
 use kafka_lens_codec::scan::FetchSummary;
 
-use crate::labels::Label;
+use crate::labels::{Client, Label};
 use crate::metrics::{Metric, MetricSink};
 use crate::topics::{TopicLabels, TopicRef};
 
@@ -37,8 +37,10 @@ pub struct FetchSession {
     positions: HashMap<PartitionKey, i64>,
     /// Lag per partition, from the latest response listing it.
     lags: HashMap<PartitionKey, (Label, i64)>,
-    /// Lag this connection has added to each (topic, client) gauge.
-    reported: HashMap<(Label, Label), i64>,
+    /// Lag this connection has added to each lag gauge.
+    reported: HashMap<Metric, i64>,
+    /// Also report lag per partition (`per_partition_metrics`).
+    per_partition: bool,
 }
 
 /// Largest number of partitions a session remembers: a client fetching more is not tracked
@@ -46,6 +48,11 @@ pub struct FetchSession {
 pub const MAX_SESSION_PARTITIONS: usize = 10_000;
 
 impl FetchSession {
+    /// A session reporting lag per topic and client, and with `per_partition` per partition too.
+    pub fn new(per_partition: bool) -> Self {
+        FetchSession { per_partition, ..FetchSession::default() }
+    }
+
     /// Takes a decoded Fetch request: `None` for a replica fetch (not counted), else the offsets
     /// it asks for, to settle its response with.
     pub fn on_request(&mut self, request: &FetchRequest, version: i16) -> Option<FetchOffsets> {
@@ -84,7 +91,7 @@ impl FetchSession {
         &mut self,
         asked: &FetchOffsets,
         response: &FetchSummary,
-        client_id: &Label,
+        client: &Client,
         labels: &mut TopicLabels,
         sink: &mut dyn MetricSink,
     ) {
@@ -112,28 +119,32 @@ impl FetchSession {
         }
         for (topic, (records, bytes)) in fetched {
             let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-            sink.add(Metric::FetchedRecords { topic: topic.clone(), client_id: client_id.clone() }, count(records));
-            sink.add(Metric::FetchedBytes { topic, client_id: client_id.clone() }, count(bytes));
+            sink.add(Metric::FetchedRecords { topic: topic.clone(), client: client.clone() }, count(records));
+            sink.add(Metric::FetchedBytes { topic, client: client.clone() }, count(bytes));
         }
-        self.report_lag(client_id, sink);
+        self.report_lag(client, sink);
     }
 
     /// Brings this connection's share of the lag gauges up to date.
-    fn report_lag(&mut self, client_id: &Label, sink: &mut dyn MetricSink) {
-        let mut now: HashMap<(Label, Label), i64> = HashMap::new();
-        for (topic, lag) in self.lags.values() {
-            let sum = now.entry((topic.clone(), client_id.clone())).or_default();
+    fn report_lag(&mut self, client: &Client, sink: &mut dyn MetricSink) {
+        let mut now: HashMap<Metric, i64> = HashMap::new();
+        for ((_, partition), (topic, lag)) in &self.lags {
+            let sum = now.entry(Metric::FetchLag { topic: topic.clone(), client: client.clone() }).or_default();
             *sum = sum.saturating_add(*lag);
-        }
-        for (key, reported) in &self.reported {
-            if !now.contains_key(key) {
-                sink.add(Metric::FetchLag { topic: key.0.clone(), client_id: key.1.clone() }, -reported);
+            if self.per_partition {
+                let partition = Label::Owned(partition.to_string().into());
+                now.insert(Metric::FetchLagPartition { topic: topic.clone(), partition, client: client.clone() }, *lag);
             }
         }
-        for (key, lag) in &now {
-            let delta = lag.saturating_sub(self.reported.get(key).copied().unwrap_or(0));
+        for (metric, reported) in &self.reported {
+            if !now.contains_key(metric) {
+                sink.add(metric.clone(), -reported);
+            }
+        }
+        for (metric, lag) in &now {
+            let delta = lag.saturating_sub(self.reported.get(metric).copied().unwrap_or(0));
             if delta != 0 {
-                sink.add(Metric::FetchLag { topic: key.0.clone(), client_id: key.1.clone() }, delta);
+                sink.add(metric.clone(), delta);
             }
         }
         self.reported = now;
@@ -141,8 +152,8 @@ impl FetchSession {
 
     /// Withdraws this connection's lag from the gauges. Call when the connection ends.
     pub fn on_close(&mut self, sink: &mut dyn MetricSink) {
-        for ((topic, client_id), lag) in self.reported.drain() {
-            sink.add(Metric::FetchLag { topic, client_id }, -lag);
+        for (metric, lag) in self.reported.drain() {
+            sink.add(metric, -lag);
         }
         self.lags.clear();
         self.positions.clear();
@@ -192,33 +203,48 @@ mod tests {
         FetchSummary { topics: vec![TopicRecords { name: "orders".into(), topic_id: None, partitions: vec![partition] }], ..Default::default() }
     }
 
-    fn metric(sink: &TestSink, f: fn(Label, Label) -> Metric) -> i64 {
-        sink.get(&f(Label::Owned("orders".into()), Label::Static("app")))
+    fn metric(sink: &TestSink, f: fn(Label, Client) -> Metric) -> i64 {
+        sink.get(&f(Label::Owned("orders".into()), Client::fixed("app", "client_id:app")))
     }
 
     #[test]
     fn counts_records_from_the_fetch_offset_and_lag_through_an_incremental_session() {
-        let (mut sink, client, mut session) = (TestSink::default(), Label::Static("app"), FetchSession::default());
+        let (mut sink, client, mut session) = (TestSink::default(), Client::fixed("app", "client_id:app"), FetchSession::default());
         // Fetch from offset 5; the broker returns the batch 0..10 holding it; 20 records exist.
         let asked = session.on_request(&request(0, &[(0, 5)]), 12).unwrap();
         session.on_response(&asked, &response(0, 10, 20), &client, &mut TopicLabels::default(), &mut sink);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchedRecords { topic, client_id }), 5);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchedBytes { topic, client_id }), 112);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 15);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchedRecords { topic, client }), 5);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchedBytes { topic, client }), 112);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchLag { topic, client }), 15);
 
         // Incremental fetch: the request lists partition 0 at 10; the response lists it again.
         let asked = session.on_request(&request(1, &[(0, 10)]), 12).unwrap();
         session.on_response(&asked, &response(10, 10, 20), &client, &mut TopicLabels::default(), &mut sink);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchedRecords { topic, client_id }), 15);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 10);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchedRecords { topic, client }), 15);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchLag { topic, client }), 10);
 
         // Nothing changed: an empty incremental request; the lag stays as last seen.
         let asked = session.on_request(&request(2, &[]), 12).unwrap();
         session.on_response(&asked, &FetchSummary::default(), &client, &mut TopicLabels::default(), &mut sink);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 10);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchLag { topic, client }), 10);
 
         session.on_close(&mut sink);
-        assert_eq!(metric(&sink, |topic, client_id| Metric::FetchLag { topic, client_id }), 0);
+        assert_eq!(metric(&sink, |topic, client| Metric::FetchLag { topic, client }), 0);
+    }
+
+    #[test]
+    fn per_partition_lag_is_opt_in() {
+        let client = Client::fixed("app", "client_id:app");
+        let partition_lag = Metric::FetchLagPartition { topic: Label::Owned("orders".into()), partition: Label::Owned("0".into()), client: client.clone() };
+        for per_partition in [false, true] {
+            let (mut sink, mut session) = (TestSink::default(), FetchSession::new(per_partition));
+            let asked = session.on_request(&request(0, &[(0, 5)]), 12).unwrap();
+            session.on_response(&asked, &response(0, 10, 20), &client, &mut TopicLabels::default(), &mut sink);
+            assert_eq!(sink.get(&partition_lag), if per_partition { 15 } else { 0 });
+            assert_eq!(sink.metrics.contains_key(&partition_lag), per_partition);
+            session.on_close(&mut sink);
+            assert_eq!(sink.get(&partition_lag), 0);
+        }
     }
 
     #[test]

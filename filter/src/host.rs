@@ -106,6 +106,12 @@ mod abi {
             return_cas: *mut u32,
         ) -> u32;
         pub fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32) -> u32;
+        pub fn proxy_get_property(
+            path_data: *const u8,
+            path_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
     }
 }
 
@@ -196,6 +202,24 @@ pub fn set_shared(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
     check(unsafe { abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
 }
 
+/// Reads an Envoy attribute (`["connection", "uri_san_peer_certificate"]`), or `None` where the
+/// connection has none (status NotFound, or an empty value).
+#[cfg(target_arch = "wasm32")]
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    // The SDK's encoding: path segments joined by NUL.
+    let serialized = path.join("\0");
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in read_buffer, Envoy hands back memory allocated through the SDK's allocator.
+    let status = unsafe { abi::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+    match status {
+        0 if data.is_null() || size == 0 => Ok(None),
+        0 => Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) })),
+        1 => Ok(None),
+        other => Err(HostError::Status(other)),
+    }
+}
+
 /// Asks Envoy to call the root context's `on_tick` every `millis` milliseconds.
 #[cfg(target_arch = "wasm32")]
 pub fn set_tick_period(millis: u32) -> Result<(), HostError> {
@@ -264,6 +288,9 @@ mod native {
         Err(HostError::NotInWasm)
     }
     pub fn set_shared(_: &str, _: &[u8], _: u32) -> Result<(), HostError> {
+        Err(HostError::NotInWasm)
+    }
+    pub fn get_property(_: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         Err(HostError::NotInWasm)
     }
     pub fn log(_: Level, _: &str) {}

@@ -36,6 +36,27 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// Who sent a request, as metrics label it: the self-declared `client_id` and the resolved
+/// identity (see [`crate::identity`]). Renders as `client_id=..;identity=..` in a stat name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Client {
+    pub client_id: Label,
+    pub identity: Label,
+}
+
+impl Client {
+    /// A client with fixed labels (tests, tools).
+    pub fn fixed(client_id: &'static str, identity: &'static str) -> Client {
+        Client { client_id: Label::Static(client_id), identity: Label::Static(identity) }
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client_id={};identity={}", self.client_id, self.identity)
+    }
+}
+
 /// Keeps `[A-Za-z0-9._:/@-]`, replaces anything else with `_` (so no `;`, `=`, quotes or
 /// control bytes reach a stat name), truncates to `max_len` characters; empty becomes `none`.
 pub fn sanitize(raw: &str, max_len: usize) -> String {

@@ -4,7 +4,8 @@
 //! Envoy calls, [`host`] the only hostcalls the filter makes (statuses, never panics). Everything
 //! else is plain Rust over the codec crate: [`config`], [`metrics`], [`connection`], and one
 //! module per thing the filter derives from the traffic: [`produce`], [`fetch`], [`groups`],
-//! [`topics`], [`response_errors`].
+//! [`topics`], [`response_errors`], and [`identity`] (who the client is: mTLS principal, SASL user,
+//! client id).
 
 pub mod alloc;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod connection;
 pub mod fetch;
 pub mod groups;
 pub mod host;
+pub mod identity;
 pub mod labels;
 pub mod metrics;
 pub mod produce;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::host::{self, HostError, MetricKind};
-use crate::labels::{sanitize, Label, LabelCap, SharedStore, StoreError};
+use crate::labels::{sanitize, Client, Label, LabelCap, SharedStore, StoreError};
 
 /// Direction of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,47 +32,58 @@ impl Direction {
 pub enum Metric {
     /// Requests seen, per API name (`unknown` for API keys the codec does not know), API version
     /// and client id (sanitized, capped).
-    Requests { api: &'static str, version: &'static str, client_id: Label },
+    Requests { api: &'static str, version: &'static str, client: Client },
     /// Responses seen and paired with their request, per API, version and client id.
-    Responses { api: &'static str, version: &'static str, client_id: Label },
+    Responses { api: &'static str, version: &'static str, client: Client },
     /// Request bytes (frames with their size prefix), per API and client id.
-    RequestBytes { api: &'static str, client_id: Label },
+    RequestBytes { api: &'static str, client: Client },
     /// Response bytes, per API and client id.
-    ResponseBytes { api: &'static str, client_id: Label },
+    ResponseBytes { api: &'static str, client: Client },
     /// Microseconds from a request's first bytes to its response's first bytes, per API and
     /// client id (histogram).
-    Latency { api: &'static str, client_id: Label },
+    Latency { api: &'static str, client: Client },
     /// Non-zero error codes in responses, from every error field at every level (per topic, per
     /// partition, ...), per API, Kafka error name and client id.
-    ResponseErrors { api: &'static str, error: &'static str, client_id: Label },
+    ResponseErrors { api: &'static str, error: &'static str, client: Client },
     /// Records in Produce requests, per topic and client id: attempts as sent, retries included.
-    ProduceRequestRecords { topic: Label, client_id: Label },
+    ProduceRequestRecords { topic: Label, client: Client },
     /// Record batches in Produce requests, per topic, client id, compression codec and `acks`.
-    ProduceRequestBatches { topic: Label, client_id: Label, compression: &'static str, acks: &'static str },
+    ProduceRequestBatches { topic: Label, client: Client, compression: &'static str, acks: &'static str },
     /// Records the broker acknowledged (partition answered without error); with `acks=0`, records
     /// sent (no acknowledgement exists). Per topic, client id and `acks`.
-    ProducedRecords { topic: Label, client_id: Label, acks: &'static str },
+    ProducedRecords { topic: Label, client: Client, acks: &'static str },
     /// Record-batch bytes, counted like [`Metric::ProducedRecords`].
-    ProducedBytes { topic: Label, client_id: Label, acks: &'static str },
+    ProducedBytes { topic: Label, client: Client, acks: &'static str },
     /// Records of partitions the broker answered with an error, per topic, client id and error.
-    ProduceFailedRecords { topic: Label, client_id: Label, error: &'static str },
+    ProduceFailedRecords { topic: Label, client: Client, error: &'static str },
     /// Records fetched by consumers (complete batches, offsets at or after the fetch offset), per
     /// topic and client id. Replica fetches are not counted.
-    FetchedRecords { topic: Label, client_id: Label },
+    FetchedRecords { topic: Label, client: Client },
     /// Bytes of the complete record batches fetched, per topic and client id.
-    FetchedBytes { topic: Label, client_id: Label },
+    FetchedBytes { topic: Label, client: Client },
     /// Consumer lag seen in Fetch responses: high watermark minus fetch offset, summed over the
     /// partitions the client's open connections fetch, per topic and client id (gauge).
-    FetchLag { topic: Label, client_id: Label },
+    FetchLag { topic: Label, client: Client },
+    /// Lag per partition (`per_partition_metrics`), like [`Metric::FetchLag`] (gauge).
+    FetchLagPartition { topic: Label, partition: Label, client: Client },
+    /// The offset last committed per group, topic and partition (`per_partition_metrics`; gauge,
+    /// set across VMs through shared data).
+    CommittedOffset { group: Label, topic: Label, partition: Label },
+    /// The most requests one connection had awaiting a response at once, recorded when the
+    /// connection closes (histogram).
+    ConnectionMaxInFlight,
     /// Open connections per client id and the client software they announced in ApiVersions
     /// v3+ (gauge; an info metric: which libraries and versions talk to the cluster).
-    ClientSoftware { client_id: Label, name: Label, version: Label },
+    ClientSoftware { client: Client, name: Label, version: Label },
     /// Consumer-group requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
     /// OffsetFetch) per group, API and client id.
-    GroupRequests { group: Label, api: &'static str, client_id: Label },
+    GroupRequests { group: Label, api: &'static str, client: Client },
     /// Rebalances: JoinGroup responses carrying a generation newer than the last one seen for
     /// the group (counted once per generation across all VMs).
     GroupRebalances { group: Label },
+    /// SASL exchanges the filter followed to their end, per mechanism and result (`success`,
+    /// `failure`). A success labels the connection's later requests with the user's identity.
+    SaslAuthentications { mechanism: &'static str, result: &'static str },
     /// Distinct label values refused because the label's cap was reached, per label.
     LabelOverflow { label: &'static str },
     /// Metrics not created because the VM's series budget (`max_metric_series`) was spent.
@@ -122,39 +133,49 @@ impl Metric {
     /// Envoy stat name with tags.
     pub fn name(&self) -> String {
         match self {
-            Metric::Requests { api, version, client_id } => format!("kafka_requests_total;api={api};version={version};client_id={client_id}"),
-            Metric::Responses { api, version, client_id } => format!("kafka_responses_total;api={api};version={version};client_id={client_id}"),
-            Metric::RequestBytes { api, client_id } => format!("kafka_request_bytes_total;api={api};client_id={client_id}"),
-            Metric::ResponseBytes { api, client_id } => format!("kafka_response_bytes_total;api={api};client_id={client_id}"),
-            Metric::Latency { api, client_id } => format!("kafka_request_latency_microseconds;api={api};client_id={client_id}"),
-            Metric::ResponseErrors { api, error, client_id } => {
-                format!("kafka_response_errors_total;api={api};error={error};client_id={client_id}")
+            Metric::Requests { api, version, client } => format!("kafka_requests_total;api={api};version={version};{client}"),
+            Metric::Responses { api, version, client } => format!("kafka_responses_total;api={api};version={version};{client}"),
+            Metric::RequestBytes { api, client } => format!("kafka_request_bytes_total;api={api};{client}"),
+            Metric::ResponseBytes { api, client } => format!("kafka_response_bytes_total;api={api};{client}"),
+            Metric::Latency { api, client } => format!("kafka_request_latency_microseconds;api={api};{client}"),
+            Metric::ResponseErrors { api, error, client } => {
+                format!("kafka_response_errors_total;api={api};error={error};{client}")
             }
-            Metric::ProduceRequestRecords { topic, client_id } => {
-                format!("kafka_produce_request_records_total;topic={topic};client_id={client_id}")
+            Metric::ProduceRequestRecords { topic, client } => {
+                format!("kafka_produce_request_records_total;topic={topic};{client}")
             }
-            Metric::ProduceRequestBatches { topic, client_id, compression, acks } => format!(
-                "kafka_produce_request_batches_total;topic={topic};client_id={client_id};compression={compression};acks={acks}"
+            Metric::ProduceRequestBatches { topic, client, compression, acks } => format!(
+                "kafka_produce_request_batches_total;topic={topic};{client};compression={compression};acks={acks}"
             ),
-            Metric::ProducedRecords { topic, client_id, acks } => {
-                format!("kafka_produced_records_total;topic={topic};client_id={client_id};acks={acks}")
+            Metric::ProducedRecords { topic, client, acks } => {
+                format!("kafka_produced_records_total;topic={topic};{client};acks={acks}")
             }
-            Metric::ProducedBytes { topic, client_id, acks } => {
-                format!("kafka_produced_bytes_total;topic={topic};client_id={client_id};acks={acks}")
+            Metric::ProducedBytes { topic, client, acks } => {
+                format!("kafka_produced_bytes_total;topic={topic};{client};acks={acks}")
             }
-            Metric::ProduceFailedRecords { topic, client_id, error } => {
-                format!("kafka_produce_failed_records_total;topic={topic};client_id={client_id};error={error}")
+            Metric::ProduceFailedRecords { topic, client, error } => {
+                format!("kafka_produce_failed_records_total;topic={topic};{client};error={error}")
             }
-            Metric::FetchedRecords { topic, client_id } => format!("kafka_fetched_records_total;topic={topic};client_id={client_id}"),
-            Metric::FetchedBytes { topic, client_id } => format!("kafka_fetched_bytes_total;topic={topic};client_id={client_id}"),
-            Metric::FetchLag { topic, client_id } => format!("kafka_fetch_lag_records;topic={topic};client_id={client_id}"),
-            Metric::ClientSoftware { client_id, name, version } => format!(
-                "kafka_client_software_connections;client_id={client_id};client_software_name={name};client_software_version={version}"
+            Metric::FetchedRecords { topic, client } => format!("kafka_fetched_records_total;topic={topic};{client}"),
+            Metric::FetchedBytes { topic, client } => format!("kafka_fetched_bytes_total;topic={topic};{client}"),
+            Metric::FetchLag { topic, client } => format!("kafka_fetch_lag_records;topic={topic};{client}"),
+            Metric::FetchLagPartition { topic, partition, client } => {
+                format!("kafka_fetch_lag_partition_records;topic={topic};partition={partition};{client}")
+            }
+            Metric::CommittedOffset { group, topic, partition } => {
+                format!("kafka_group_committed_offset;group={group};topic={topic};partition={partition}")
+            }
+            Metric::ConnectionMaxInFlight => "kafka_connection_max_in_flight_requests".into(),
+            Metric::ClientSoftware { client, name, version } => format!(
+                "kafka_client_software_connections;{client};client_software_name={name};client_software_version={version}"
             ),
-            Metric::GroupRequests { group, api, client_id } => {
-                format!("kafka_group_requests_total;group={group};api={api};client_id={client_id}")
+            Metric::GroupRequests { group, api, client } => {
+                format!("kafka_group_requests_total;group={group};api={api};{client}")
             }
             Metric::GroupRebalances { group } => format!("kafka_group_rebalances_total;group={group}"),
+            Metric::SaslAuthentications { mechanism, result } => {
+                format!("kafka_sasl_authentications_total;mechanism={mechanism};result={result}")
+            }
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
             Metric::SeriesOverflow => "kafka_lens_series_overflow_total".into(),
             Metric::UnknownVersionRequests { api } => format!("kafka_unknown_version_requests_total;api={api}"),
@@ -199,7 +220,7 @@ impl Metric {
         }
         out.push(Metric::ScanErrors { api: "Produce", direction: Direction::Request });
         out.push(Metric::ScanErrors { api: "Fetch", direction: Direction::Response });
-        for label in ["client_id", "topic", "group", "client_software"] {
+        for label in ["client_id", "topic", "group", "client_software", "identity"] {
             out.push(Metric::LabelOverflow { label });
         }
         for reason in ["frame_too_large", "frame_too_small"] {
@@ -217,8 +238,10 @@ impl Metric {
             | Metric::VmHeapBytes
             | Metric::VmMemoryBytes
             | Metric::FetchLag { .. }
+            | Metric::FetchLagPartition { .. }
+            | Metric::CommittedOffset { .. }
             | Metric::ClientSoftware { .. } => MetricKind::Gauge,
-            Metric::Latency { .. } => MetricKind::Histogram,
+            Metric::Latency { .. } | Metric::ConnectionMaxInFlight => MetricKind::Histogram,
             _ => MetricKind::Counter,
         }
     }
@@ -232,6 +255,8 @@ pub enum LabelKind {
     Group,
     /// Client software names and versions.
     ClientSoftware,
+    /// Resolved identities (`sasl:alice`, `mtls:spiffe://..`, `client_id:shop`).
+    Identity,
 }
 
 /// Where the connection logic sends its counts, with the two things counting needs from the
@@ -343,6 +368,7 @@ pub struct EnvoyMetrics {
     topics: LabelCap,
     groups: LabelCap,
     client_software: LabelCap,
+    identities: LabelCap,
     shared: EnvoyShared,
     /// The clock read during the current callback: frames handled in one callback share it.
     now: Option<u64>,
@@ -368,6 +394,7 @@ impl EnvoyMetrics {
             topics: LabelCap::new("topic", config.labels.max_topics, config.labels.max_label_length),
             groups: LabelCap::new("group", config.labels.max_groups, config.labels.max_label_length),
             client_software: LabelCap::new("client_software", config.labels.max_client_software, config.labels.max_label_length),
+            identities: LabelCap::new("identity", config.labels.max_identities, config.labels.max_identity_length),
             shared: EnvoyShared,
             now: None,
             failures: 0,
@@ -477,6 +504,7 @@ impl MetricSink for EnvoyMetrics {
             LabelKind::Topic => (&mut self.topics, "topic"),
             LabelKind::Group => (&mut self.groups, "group"),
             LabelKind::ClientSoftware => (&mut self.client_software, "client_software"),
+            LabelKind::Identity => (&mut self.identities, "identity"),
         };
         let admitted = cap.admit(&mut self.shared, raw);
         if admitted.overflowed {
@@ -514,10 +542,10 @@ mod tests {
 
     #[test]
     fn names_carry_tags_in_envoy_form() {
-        let client_id = Label::Static("shop");
+        let client = Client::fixed("shop", "sasl:alice");
         assert_eq!(
-            Metric::Requests { api: "Produce", version: "9", client_id }.name(),
-            "kafka_requests_total;api=Produce;version=9;client_id=shop"
+            Metric::Requests { api: "Produce", version: "9", client }.name(),
+            "kafka_requests_total;api=Produce;version=9;client_id=shop;identity=sasl:alice"
         );
         assert_eq!(
             Metric::UndecodableFrames { direction: Direction::Response, reason: "too_large" }.name(),

@@ -10,7 +10,7 @@ use kafka_lens_codec::generated::response_errors::error_name;
 use kafka_lens_codec::kafka_protocol::messages::ProduceResponse;
 use kafka_lens_codec::scan::ProduceSummary;
 
-use crate::labels::Label;
+use crate::labels::{Client, Label};
 use crate::metrics::{Metric, MetricSink};
 use crate::topics::{TopicLabels, TopicRef};
 
@@ -47,7 +47,7 @@ fn count(by: u64) -> i64 {
 
 /// Counts a scanned Produce request's attempts; returns what its response settles (`None` for
 /// `acks=0`, already counted as produced).
-pub fn on_request(summary: &ProduceSummary, client_id: &Label, labels: &mut TopicLabels, sink: &mut dyn MetricSink) -> Option<PendingProduce> {
+pub fn on_request(summary: &ProduceSummary, client: &Client, labels: &mut TopicLabels, sink: &mut dyn MetricSink) -> Option<PendingProduce> {
     let acks = acks_label(summary.acks);
     let mut partitions = Vec::new();
     for topic in &summary.topics {
@@ -63,7 +63,7 @@ pub fn on_request(summary: &ProduceSummary, client_id: &Label, labels: &mut Topi
             for (codec, batches) in &p.records.compression {
                 let metric = Metric::ProduceRequestBatches {
                     topic: label.clone(),
-                    client_id: client_id.clone(),
+                    client: client.clone(),
                     compression: codec.as_str(),
                     acks,
                 };
@@ -77,17 +77,17 @@ pub fn on_request(summary: &ProduceSummary, client_id: &Label, labels: &mut Topi
                 bytes: p.records.bytes,
             });
         }
-        sink.add(Metric::ProduceRequestRecords { topic: label.clone(), client_id: client_id.clone() }, count(records));
+        sink.add(Metric::ProduceRequestRecords { topic: label.clone(), client: client.clone() }, count(records));
         if summary.acks == 0 {
-            sink.add(Metric::ProducedRecords { topic: label.clone(), client_id: client_id.clone(), acks }, count(records));
-            sink.add(Metric::ProducedBytes { topic: label, client_id: client_id.clone(), acks }, count(bytes));
+            sink.add(Metric::ProducedRecords { topic: label.clone(), client: client.clone(), acks }, count(records));
+            sink.add(Metric::ProducedBytes { topic: label, client: client.clone(), acks }, count(bytes));
         }
     }
     (summary.acks != 0).then_some(PendingProduce { acks, partitions })
 }
 
 /// Settles a Produce request with its decoded response: per partition, produced or failed.
-pub fn on_response(pending: &PendingProduce, response: &ProduceResponse, client_id: &Label, sink: &mut dyn MetricSink) {
+pub fn on_response(pending: &PendingProduce, response: &ProduceResponse, client: &Client, sink: &mut dyn MetricSink) {
     for topic in &pending.partitions {
         let answer = response.responses.iter().find(|t| topic.topic.is(t.name.0.as_str(), t.topic_id.as_bytes()));
         let error = answer
@@ -96,11 +96,11 @@ pub fn on_response(pending: &PendingProduce, response: &ProduceResponse, client_
         match error {
             Some(0) => {
                 let (topic_label, acks) = (topic.label.clone(), pending.acks);
-                sink.add(Metric::ProducedRecords { topic: topic_label.clone(), client_id: client_id.clone(), acks }, count(topic.records));
-                sink.add(Metric::ProducedBytes { topic: topic_label, client_id: client_id.clone(), acks }, count(topic.bytes));
+                sink.add(Metric::ProducedRecords { topic: topic_label.clone(), client: client.clone(), acks }, count(topic.records));
+                sink.add(Metric::ProducedBytes { topic: topic_label, client: client.clone(), acks }, count(topic.bytes));
             }
             Some(code) => {
-                let metric = Metric::ProduceFailedRecords { topic: topic.label.clone(), client_id: client_id.clone(), error: error_name(code) };
+                let metric = Metric::ProduceFailedRecords { topic: topic.label.clone(), client: client.clone(), error: error_name(code) };
                 sink.add(metric, count(topic.records));
             }
             None => {
@@ -149,25 +149,25 @@ mod tests {
 
     #[test]
     fn records_count_as_produced_only_where_the_broker_acknowledged_them() {
-        let (mut sink, client) = (TestSink::default(), Label::Static("shop"));
+        let (mut sink, client) = (TestSink::default(), crate::labels::Client::fixed("shop", "client_id:shop"));
         let pending = on_request(&summary(-1), &client, &mut TopicLabels::default(), &mut sink).unwrap();
-        assert_eq!(sink.get(&Metric::ProduceRequestRecords { topic: topic(), client_id: client.clone() }), 15);
-        let batches = Metric::ProduceRequestBatches { topic: topic(), client_id: client.clone(), compression: "zstd", acks: "all" };
+        assert_eq!(sink.get(&Metric::ProduceRequestRecords { topic: topic(), client: client.clone() }), 15);
+        let batches = Metric::ProduceRequestBatches { topic: topic(), client: client.clone(), compression: "zstd", acks: "all" };
         assert_eq!(sink.get(&batches), 2);
         assert_eq!(sink.sum(|m| matches!(m, Metric::ProducedRecords { .. })), 0, "nothing acknowledged yet");
 
         on_response(&pending, &response([0, 6]), &client, &mut sink);
-        assert_eq!(sink.get(&Metric::ProducedRecords { topic: topic(), client_id: client.clone(), acks: "all" }), 10);
-        assert_eq!(sink.get(&Metric::ProducedBytes { topic: topic(), client_id: client.clone(), acks: "all" }), 500);
-        let failed = Metric::ProduceFailedRecords { topic: topic(), client_id: client, error: "NOT_LEADER_OR_FOLLOWER" };
+        assert_eq!(sink.get(&Metric::ProducedRecords { topic: topic(), client: client.clone(), acks: "all" }), 10);
+        assert_eq!(sink.get(&Metric::ProducedBytes { topic: topic(), client: client.clone(), acks: "all" }), 500);
+        let failed = Metric::ProduceFailedRecords { topic: topic(), client: client, error: "NOT_LEADER_OR_FOLLOWER" };
         assert_eq!(sink.get(&failed), 5);
     }
 
     #[test]
     fn acks_zero_counts_at_once_as_unacknowledged() {
-        let (mut sink, client) = (TestSink::default(), Label::Static("shop"));
+        let (mut sink, client) = (TestSink::default(), crate::labels::Client::fixed("shop", "client_id:shop"));
         assert!(on_request(&summary(0), &client, &mut TopicLabels::default(), &mut sink).is_none());
-        assert_eq!(sink.get(&Metric::ProducedRecords { topic: topic(), client_id: client.clone(), acks: "0" }), 15);
-        assert_eq!(sink.get(&Metric::ProducedBytes { topic: topic(), client_id: client, acks: "0" }), 800);
+        assert_eq!(sink.get(&Metric::ProducedRecords { topic: topic(), client: client.clone(), acks: "0" }), 15);
+        assert_eq!(sink.get(&Metric::ProducedBytes { topic: topic(), client: client, acks: "0" }), 800);
     }
 }

@@ -8,26 +8,26 @@ use kafka_lens_codec::generated::response_errors::{error_name, response_error_co
 use kafka_lens_codec::kafka_protocol::messages::ResponseKind;
 use kafka_lens_codec::scan::FetchSummary;
 
-use crate::labels::Label;
+use crate::labels::Client;
 use crate::metrics::{Metric, MetricSink};
 
-fn count(codes: impl IntoIterator<Item = i16>, api: &'static str, client_id: &Label, sink: &mut dyn MetricSink) {
+fn count(codes: impl IntoIterator<Item = i16>, api: &'static str, client: &Client, sink: &mut dyn MetricSink) {
     for code in codes {
         if code != 0 {
-            sink.add(Metric::ResponseErrors { api, error: error_name(code), client_id: client_id.clone() }, 1);
+            sink.add(Metric::ResponseErrors { api, error: error_name(code), client: client.clone() }, 1);
         }
     }
 }
 
 /// Counts the non-zero error codes of a decoded response.
-pub fn count_decoded(response: &ResponseKind, api: &'static str, client_id: &Label, sink: &mut dyn MetricSink) {
-    response_error_codes(response, &mut |code| count([code], api, client_id, sink));
+pub fn count_decoded(response: &ResponseKind, api: &'static str, client: &Client, sink: &mut dyn MetricSink) {
+    response_error_codes(response, &mut |code| count([code], api, client, sink));
 }
 
 /// Counts the non-zero error codes of a scanned Fetch response.
-pub fn count_fetch(response: &FetchSummary, client_id: &Label, sink: &mut dyn MetricSink) {
+pub fn count_fetch(response: &FetchSummary, client: &Client, sink: &mut dyn MetricSink) {
     let partitions = response.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code);
-    count(std::iter::once(response.error_code).chain(partitions), "Fetch", client_id, sink);
+    count(std::iter::once(response.error_code).chain(partitions), "Fetch", client, sink);
 }
 
 #[cfg(test)]
@@ -39,13 +39,13 @@ mod tests {
 
     #[test]
     fn every_nested_error_field_counts() {
-        let (mut sink, client) = (TestSink::default(), Label::Static("app"));
+        let (mut sink, client) = (TestSink::default(), crate::labels::Client::fixed("app", "client_id:app"));
         let partitions = [0, 6, 6, 3].map(|code| PartitionProduceResponse::default().with_error_code(code)).to_vec();
         let response = ResponseKind::Produce(
             ProduceResponse::default().with_responses(vec![TopicProduceResponse::default().with_partition_responses(partitions)]),
         );
         count_decoded(&response, "Produce", &client, &mut sink);
-        let errors = |error| sink.get(&Metric::ResponseErrors { api: "Produce", error, client_id: client.clone() });
+        let errors = |error| sink.get(&Metric::ResponseErrors { api: "Produce", error, client: client.clone() });
         assert_eq!(errors("NOT_LEADER_OR_FOLLOWER"), 2);
         assert_eq!(errors("UNKNOWN_TOPIC_OR_PARTITION"), 1);
         assert_eq!(sink.sum(|m| matches!(m, Metric::ResponseErrors { .. })), 3);

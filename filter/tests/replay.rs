@@ -86,8 +86,8 @@ fn metrics_are_exact_on_real_traffic() {
         }
         // Produce requests carry the producer's client id (tests/record_traces.py; kcat's default).
         for (k, _) in &m {
-            if let Metric::Requests { api: "Produce", client_id, .. } = k {
-                assert!(["trace-producer", "rdkafka"].contains(&client_id.as_str()), "{client_id}");
+            if let Metric::Requests { api: "Produce", client, .. } = k {
+                assert!(["trace-producer", "rdkafka"].contains(&client.client_id.as_str()), "{client}");
             }
         }
         let errors: Vec<_> = m

@@ -2,7 +2,7 @@
 //! configuration type, so a renamed or mistyped field fails this test, not a cluster.
 //! (`tests/test_configs.py` runs `envoy --mode validate` on the same files.)
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kafka_lens_filter::config::Config;
 use serde_norway::Value;
@@ -46,4 +46,34 @@ fn every_shipped_filter_configuration_parses() {
         }
     }
     assert!(checked >= 1, "no kafka-lens configuration found in {}", dir.display());
+}
+
+/// Every tag the filter puts in a metric name (`;tag=value`) has a `stats_tags` rule in the
+/// shipped config; without one Envoy folds the tag into the metric name
+/// (`kafka_group_committed_offset_partition_0`) instead of a Prometheus label.
+#[test]
+fn every_metric_tag_has_a_stats_tags_rule() {
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()));
+    let source = std::fs::read_to_string(root.join("src/metrics.rs")).unwrap();
+    let mut tags: Vec<String> = source
+        .split(';')
+        .skip(1)
+        .filter_map(|after| after.split_once('=').map(|(tag, _)| tag))
+        .filter(|tag| !tag.is_empty() && tag.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(str::to_string)
+        .collect();
+    tags.extend(["client_id".to_string(), "identity".to_string()]); // written by `Client`'s Display
+    tags.sort();
+    tags.dedup();
+    assert!(tags.len() > 15, "{tags:?}");
+    let doc: Value = serde_norway::from_str(&std::fs::read_to_string(root.join("../envoy-configs/local.yaml")).unwrap()).unwrap();
+    let rules: Vec<&str> = doc["stats_config"]["stats_tags"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|rule| rule["tag_name"].as_str())
+        .collect();
+    for tag in &tags {
+        assert!(rules.contains(&tag.as_str()), "no stats_tags rule for `{tag}` in envoy-configs/local.yaml");
+    }
 }
