@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.request
@@ -17,16 +16,9 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # procs imports the test harness
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procs import cpu_seconds  # noqa: E402
 
 
 def envoy_bytes(admin_port: int | None) -> int | None:
