@@ -190,3 +190,35 @@ def test_committed_offsets_per_partition_and_in_flight_peak(envoy):
     peaks = m.get("kafka_connection_max_in_flight_requests_count")
     assert 0 < peaks <= m.get("kafka_connections_total")
     assert m.get("kafka_connection_max_in_flight_requests_sum") >= peaks
+
+
+def test_idempotent_retries_are_counted_apart_from_attempts(envoy):
+    """The same idempotent batch (producer id, epoch, base sequence) sent twice, as a producer
+    retrying after a lost response does: the second counts as retried records, both as attempts."""
+    import socket
+    import struct
+
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    from raw_kafka import kafka_frame, recv_exact
+
+    bootstrap = f"127.0.0.1:{envoy.listener_port}"
+    create_topic(bootstrap, "metrics-retries")
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=4242,
+                                        producer_epoch=0, base_sequence=0, batch_size=1 << 20)
+    for i in range(5):
+        builder.append(i, timestamp=None, key=None, value=f"retry-{i}".encode(), headers=[])
+    batch = bytes(builder.build())
+    topic = b"metrics-retries"
+    body = (struct.pack(">hhi", -1, -1, 30_000) + struct.pack(">ih", 1, len(topic)) + topic
+            + struct.pack(">iii", 1, 0, len(batch)) + batch)  # Produce v3: one topic, partition 0
+    # One connection, as a producer retrying on the connection it kept: the table that recognises
+    # retries is per Envoy worker, and another connection may land on the other worker.
+    with socket.create_connection(("127.0.0.1", envoy.listener_port), timeout=10) as s:
+        for correlation in (1, 2):
+            s.sendall(kafka_frame(0, 3, correlation, b"retrying-producer", body))
+            (size,) = struct.unpack(">i", recv_exact(s, 4))
+            assert struct.unpack(">i", recv_exact(s, size)[:4])[0] == correlation
+
+    m = envoy.settled_metrics()
+    assert m.get("kafka_produce_request_records_total", topic="metrics-retries", client_id="retrying-producer") == 10
+    assert m.get("kafka_produce_retried_records_total", topic="metrics-retries", client_id="retrying-producer") == 5

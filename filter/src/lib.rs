@@ -18,6 +18,7 @@ pub mod labels;
 pub mod metrics;
 pub mod produce;
 pub mod response_errors;
+pub mod retries;
 pub mod testing;
 pub mod topics;
 

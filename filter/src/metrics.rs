@@ -47,6 +47,9 @@ pub enum Metric {
     ResponseErrors { api: &'static str, error: &'static str, client: Client },
     /// Records in Produce requests, per topic and client id: attempts as sent, retries included.
     ProduceRequestRecords { topic: Label, client: Client },
+    /// Records in Produce requests that re-send a batch already seen (idempotent producers: same
+    /// producer id, epoch and base sequence), per topic and client id.
+    ProduceRetriedRecords { topic: Label, client: Client },
     /// Record batches in Produce requests, per topic, client id, compression codec and `acks`.
     ProduceRequestBatches { topic: Label, client: Client, compression: &'static str, acks: &'static str },
     /// Records the broker acknowledged (partition answered without error); with `acks=0`, records
@@ -143,6 +146,9 @@ impl Metric {
             }
             Metric::ProduceRequestRecords { topic, client } => {
                 format!("kafka_produce_request_records_total;topic={topic};{client}")
+            }
+            Metric::ProduceRetriedRecords { topic, client } => {
+                format!("kafka_produce_retried_records_total;topic={topic};{client}")
             }
             Metric::ProduceRequestBatches { topic, client, compression, acks } => format!(
                 "kafka_produce_request_batches_total;topic={topic};{client};compression={compression};acks={acks}"
@@ -275,6 +281,12 @@ pub trait MetricSink {
         Label::Owned(sanitize(raw.unwrap_or(""), crate::config::DEFAULT_MAX_LABEL_LENGTH).into())
     }
 
+    /// This VM's table of idempotent producers' batch sequences (retry detection), where there
+    /// is one.
+    fn producer_sequences(&mut self) -> Option<&mut crate::retries::ProducerSequences> {
+        None
+    }
+
     /// Data shared by every VM of the plugin (topic ids, group generations), where there is any.
     fn shared(&mut self) -> Option<&mut dyn SharedStore> {
         None
@@ -369,6 +381,7 @@ pub struct EnvoyMetrics {
     groups: LabelCap,
     client_software: LabelCap,
     identities: LabelCap,
+    sequences: crate::retries::ProducerSequences,
     shared: EnvoyShared,
     /// The clock read during the current callback: frames handled in one callback share it.
     now: Option<u64>,
@@ -395,6 +408,7 @@ impl EnvoyMetrics {
             groups: LabelCap::new("group", config.labels.max_groups, config.labels.max_label_length),
             client_software: LabelCap::new("client_software", config.labels.max_client_software, config.labels.max_label_length),
             identities: LabelCap::new("identity", config.labels.max_identities, config.labels.max_identity_length),
+            sequences: crate::retries::ProducerSequences::default(),
             shared: EnvoyShared,
             now: None,
             failures: 0,
@@ -511,6 +525,10 @@ impl MetricSink for EnvoyMetrics {
             self.add(Metric::LabelOverflow { label: name }, 1);
         }
         admitted.label
+    }
+
+    fn producer_sequences(&mut self) -> Option<&mut crate::retries::ProducerSequences> {
+        Some(&mut self.sequences)
     }
 
     fn shared(&mut self) -> Option<&mut dyn SharedStore> {

@@ -8,6 +8,7 @@
 
 use kafka_lens_codec::generated::response_errors::error_name;
 use kafka_lens_codec::kafka_protocol::messages::ProduceResponse;
+use kafka_lens_codec::records::BatchHeader;
 use kafka_lens_codec::scan::ProduceSummary;
 
 use crate::labels::{Client, Label};
@@ -56,8 +57,13 @@ pub fn on_request(summary: &ProduceSummary, client: &Client, labels: &mut TopicL
             None => TopicRef::Name(topic.name.clone()),
         };
         let label = labels.get(sink, &topic_ref);
-        let (mut records, mut bytes) = (0u64, 0u64);
+        let (mut records, mut bytes, mut retried) = (0u64, 0u64, 0u64);
         for p in &topic.partitions {
+            if let (Some(BatchHeader::V2(batch)), Some(sequences)) = (&p.first_batch, sink.producer_sequences()) {
+                if sequences.is_retry(batch.producer_id, batch.producer_epoch, &topic_ref, p.partition, batch.base_sequence) {
+                    retried = retried.saturating_add(p.records.records);
+                }
+            }
             records = records.saturating_add(p.records.records);
             bytes = bytes.saturating_add(p.records.bytes);
             for (codec, batches) in &p.records.compression {
@@ -78,6 +84,9 @@ pub fn on_request(summary: &ProduceSummary, client: &Client, labels: &mut TopicL
             });
         }
         sink.add(Metric::ProduceRequestRecords { topic: label.clone(), client: client.clone() }, count(records));
+        if retried > 0 {
+            sink.add(Metric::ProduceRetriedRecords { topic: label.clone(), client: client.clone() }, count(retried));
+        }
         if summary.acks == 0 {
             sink.add(Metric::ProducedRecords { topic: label.clone(), client: client.clone(), acks }, count(records));
             sink.add(Metric::ProducedBytes { topic: label, client: client.clone(), acks }, count(bytes));
@@ -169,5 +178,46 @@ mod tests {
         assert!(on_request(&summary(0), &client, &mut TopicLabels::default(), &mut sink).is_none());
         assert_eq!(sink.get(&Metric::ProducedRecords { topic: topic(), client: client.clone(), acks: "0" }), 15);
         assert_eq!(sink.get(&Metric::ProducedBytes { topic: topic(), client: client, acks: "0" }), 800);
+    }
+
+    fn idempotent(producer_id: i64, base_sequence: i32, records: u64) -> ProduceSummary {
+        use kafka_lens_codec::records::RecordBatchHeader;
+        let batch = RecordBatchHeader {
+            base_offset: 0,
+            batch_length: 100,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records as i32 - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id,
+            producer_epoch: 0,
+            base_sequence,
+            record_count: records as i32,
+        };
+        let partition = PartitionRecords {
+            partition: 0,
+            records: RecordSetSummary { batches: 1, records, bytes: 100, ..Default::default() },
+            first_batch: Some(BatchHeader::V2(batch)),
+            ..Default::default()
+        };
+        ProduceSummary { acks: -1, topics: vec![TopicRecords { name: "orders".into(), topic_id: None, partitions: vec![partition] }], ..Default::default() }
+    }
+
+    #[test]
+    fn an_idempotent_batch_sent_again_counts_as_retried() {
+        let (mut sink, client) = (TestSink::default(), crate::labels::Client::fixed("shop", "client_id:shop"));
+        let retried = Metric::ProduceRetriedRecords { topic: topic(), client: client.clone() };
+        on_request(&idempotent(42, 0, 10), &client, &mut TopicLabels::default(), &mut sink);
+        on_request(&idempotent(42, 10, 4), &client, &mut TopicLabels::default(), &mut sink);
+        assert_eq!(sink.get(&retried), 0);
+        on_request(&idempotent(42, 10, 4), &client, &mut TopicLabels::default(), &mut sink); // re-sent
+        assert_eq!(sink.get(&retried), 4);
+        assert_eq!(sink.get(&Metric::ProduceRequestRecords { topic: topic(), client: client.clone() }), 18, "attempts include the retry");
+        on_request(&idempotent(-1, -1, 3), &client, &mut TopicLabels::default(), &mut sink);
+        on_request(&idempotent(-1, -1, 3), &client, &mut TopicLabels::default(), &mut sink); // not idempotent: unknowable
+        assert_eq!(sink.get(&retried), 4);
     }
 }

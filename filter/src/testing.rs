@@ -29,6 +29,7 @@ impl SharedStore for MapStore {
 pub struct TestSink {
     pub metrics: HashMap<Metric, i64>,
     pub store: MapStore,
+    pub sequences: crate::retries::ProducerSequences,
 }
 
 impl TestSink {
@@ -52,5 +53,8 @@ impl MetricSink for TestSink {
     }
     fn shared(&mut self) -> Option<&mut dyn SharedStore> {
         Some(&mut self.store)
+    }
+    fn producer_sequences(&mut self) -> Option<&mut crate::retries::ProducerSequences> {
+        Some(&mut self.sequences)
     }
 }
