@@ -24,6 +24,10 @@ cargo test --quiet --workspace
 step "fuzz targets, 15 s each (tests/fuzz.sh; long runs: tests/fuzz.sh --seconds 3600)"
 "$ROOT/tests/fuzz.sh" --seconds 15
 
+step "cargo build: the pass-through floor module (bench-floor.yaml is validated with it)"
+cargo build --quiet --release --target wasm32-wasip1 -p kafka-lens-bench-floor
+cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/kafka_lens_bench_floor.wasm" "$ROOT/.run/bench-floor.wasm"
+
 step "end-to-end tests (pytest)"
 cd "$ROOT/tests"
 python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"
