@@ -31,6 +31,10 @@ pub struct Config {
     pub decode_bodies: bool,
     /// Largest frame `decode_bodies` copies into the VM.
     pub max_decode_bytes: u32,
+    /// How labels are written into stat names: `envoy` (`name;label=value`, extracted by the
+    /// shipped configs' `stats_tags` rules) or `istio` (`label=.=value;.;name`, the form Istio's
+    /// bootstrap extracts for every tag listed in the proxy config's `extraStatTags`).
+    pub tag_format: TagFormat,
     /// Emit the per-partition metrics (`kafka_group_committed_offset`,
     /// `kafka_fetch_lag_partition_records`): a series per partition, so off by default.
     pub per_partition_metrics: bool,
@@ -84,6 +88,15 @@ impl Default for LabelLimits {
     }
 }
 
+/// How labels are written into stat names (see [`Config::tag_format`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagFormat {
+    #[default]
+    Envoy,
+    Istio,
+}
+
 /// How client identities are learned.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -117,6 +130,7 @@ impl Default for Config {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             decode_bodies: true,
             max_decode_bytes: 64 * 1024,
+            tag_format: TagFormat::Envoy,
             per_partition_metrics: false,
             labels: LabelLimits::default(),
             identity: IdentityConfig::default(),

@@ -253,6 +253,25 @@ impl Metric {
     }
 }
 
+/// A stat name in Envoy tag form (`name;a=x;b=y`) rewritten in the form Istio's bootstrap extracts
+/// for each tag in `extraStatTags` (`a=.=x;.;b=.=y;.;name`, regex `(a=\.=(.*?);\.;)`). Label values
+/// are sanitized, so they hold neither `;` nor `=`.
+pub fn istio_form(envoy_form: &str) -> String {
+    let mut parts = envoy_form.split(';');
+    let name = parts.next().unwrap_or_default();
+    let mut out = String::with_capacity(envoy_form.len() + 16);
+    for tag in parts {
+        if let Some((key, value)) = tag.split_once('=') {
+            out.push_str(key);
+            out.push_str("=.=");
+            out.push_str(value);
+            out.push_str(";.;");
+        }
+    }
+    out.push_str(name);
+    out
+}
+
 /// Labels whose values come from clients, each capped separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelKind {
@@ -376,6 +395,7 @@ pub struct EnvoyMetrics {
     /// Indexes into `deltas` changed since the last flush (each at most once).
     dirty: Vec<usize>,
     max_series: usize,
+    tag_format: crate::config::TagFormat,
     client_ids: LabelCap,
     topics: LabelCap,
     groups: LabelCap,
@@ -403,6 +423,7 @@ impl EnvoyMetrics {
             deltas: Vec::new(),
             dirty: Vec::new(),
             max_series: config.labels.max_metric_series,
+            tag_format: config.tag_format,
             client_ids: LabelCap::new("client_id", config.labels.max_client_ids, config.labels.max_label_length),
             topics: LabelCap::new("topic", config.labels.max_topics, config.labels.max_label_length),
             groups: LabelCap::new("group", config.labels.max_groups, config.labels.max_label_length),
@@ -452,7 +473,11 @@ impl EnvoyMetrics {
             return Ok(None);
         }
         let kind = metric.kind();
-        let id = host::define_metric(kind, &metric.name())?;
+        let name = match self.tag_format {
+            crate::config::TagFormat::Envoy => metric.name(),
+            crate::config::TagFormat::Istio => istio_form(&metric.name()),
+        };
+        let id = host::define_metric(kind, &name)?;
         let slot = if kind == MetricKind::Histogram {
             Slot::Histogram(id)
         } else {
@@ -556,6 +581,13 @@ mod tests {
         b.report(&mut sink, Metric::VmHeapBytes, 50);
         a.report(&mut sink, Metric::VmHeapBytes, 70);
         assert_eq!(sink[&Metric::VmHeapBytes], 120);
+    }
+
+    #[test]
+    fn istio_form_puts_tags_first_as_istio_extracts_them() {
+        let name = Metric::Requests { api: "Produce", version: "9", client: Client::fixed("shop", "sasl:alice") }.name();
+        assert_eq!(istio_form(&name), "api=.=Produce;.;version=.=9;.;client_id=.=shop;.;identity=.=sasl:alice;.;kafka_requests_total");
+        assert_eq!(istio_form("kafka_connections_active"), "kafka_connections_active");
     }
 
     #[test]
