@@ -40,3 +40,6 @@ def test_kcat_produce_consume(envoy, tap):
     assert m.by_label("kafka_responses_total", "api") == tap_responses
     assert tap_requests["Produce"] > 0 and tap_requests["Fetch"] > 0
     assert m.get("kafka_body_decode_errors_total") == 0
+    # Exactly what kcat sent and read back, from the batch headers.
+    assert m.get("kafka_produced_records_total", topic="e2e-kcat", client_id="e2e-kcat") == len(lines)
+    assert m.get("kafka_fetched_records_total", topic="e2e-kcat") == len(lines)
