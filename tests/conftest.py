@@ -49,8 +49,10 @@ def envoy(request, workdir: Path, proxy_port: int, tap: KafkaTap):
     marker = request.node.get_closest_marker("filter_config")
     e = Envoy(proxy_port, tap.port, workdir, filter_config=marker.args[0] if marker else None)
     yield e
+    panics = e.metrics().value("kafka_lens_panics_total")
     e.stop()
     assert_vm_healthy(e)
+    assert panics == 0, f"kafka_lens_panics_total is {panics} (None: not defined)"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::connection::{Connection, Limits, Verdict};
 use crate::host::{self, Buffer, EnvoyBuffer, Stream};
 use crate::alloc;
+use crate::panics;
 use crate::metrics::{EnvoyMetrics, GaugeShare, Metric, MetricSink};
 
 /// Metrics shared by every context of this VM (one VM per Envoy worker thread).
@@ -68,6 +69,7 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
         host::init_logging();
+        panics::install_hook();
         true
     }
 
@@ -90,6 +92,7 @@ impl RootContext for Root {
                     }
                 }
                 self.config = Rc::new(config);
+                panics::define();
                 add(&self.metrics, Metric::ConfigLoads, 1);
                 flush(&self.metrics);
                 if let Err(e) = host::set_tick_period(TICK_MILLIS) {

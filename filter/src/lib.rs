@@ -15,6 +15,7 @@ pub mod groups;
 pub mod host;
 pub mod identity;
 pub mod labels;
+pub mod panics;
 pub mod metrics;
 pub mod produce;
 pub mod response_errors;
