@@ -107,3 +107,79 @@ proptest! {
         drive(&chunks, &chunk_sizes);
     }
 }
+
+/// A SASL login as clients and brokers send it: SaslHandshake (v0: raw tokens follow; v1:
+/// SaslAuthenticate frames), two SCRAM rounds, then a Metadata request and its response.
+fn sasl_session(v0: bool) -> Vec<(Dir, Vec<u8>)> {
+    use bytes::Bytes;
+    use kafka_lens_codec::body::{encode_request, encode_response};
+    use kafka_lens_codec::kafka_protocol::messages::*;
+    use kafka_lens_codec::kafka_protocol::protocol::StrBytes;
+
+    let version = if v0 { 0 } else { 1 };
+    let header = |key: ApiKey, v: i16, id: i32| {
+        RequestHeader::default().with_request_api_key(key as i16).with_request_api_version(v).with_correlation_id(id)
+    };
+    let answer = |id: i32| ResponseHeader::default().with_correlation_id(id);
+    let raw = |token: &[u8]| {
+        let mut frame = (token.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(token);
+        frame
+    };
+    let mut out = vec![
+        (Dir::Request, encode_request(&header(ApiKey::SaslHandshake, version, 1), &RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")))).unwrap().to_vec()),
+        (Dir::Response, encode_response(&answer(1), &ResponseKind::SaslHandshake(SaslHandshakeResponse::default()), ApiKey::SaslHandshake, version).unwrap().to_vec()),
+    ];
+    let rounds: [(&[u8], &[u8]); 2] = [(b"n,,n=alice,r=abc", b"r=abcdef,s=c2FsdA==,i=4096"), (b"c=biws,r=abcdef,p=cHJvb2Y=", b"v=c2ln")];
+    for (i, (client, server)) in rounds.iter().enumerate() {
+        if v0 {
+            out.push((Dir::Request, raw(client)));
+            out.push((Dir::Response, raw(server)));
+        } else {
+            let id = 2 + i as i32;
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(client));
+            out.push((Dir::Request, encode_request(&header(ApiKey::SaslAuthenticate, 2, id), &RequestKind::SaslAuthenticate(request)).unwrap().to_vec()));
+            let response = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::copy_from_slice(server));
+            out.push((Dir::Response, encode_response(&answer(id), &ResponseKind::SaslAuthenticate(response), ApiKey::SaslAuthenticate, 2).unwrap().to_vec()));
+        }
+    }
+    out.push((Dir::Request, encode_request(&header(ApiKey::Metadata, 12, 9), &RequestKind::Metadata(MetadataRequest::default())).unwrap().to_vec()));
+    out.push((Dir::Response, encode_response(&answer(9), &ResponseKind::Metadata(MetadataResponse::default()), ApiKey::Metadata, 12).unwrap().to_vec()));
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// SASL logins (raw v0 tokens and SaslAuthenticate frames) with random byte flips and cuts,
+    /// under any chunking: the raw-token state never panics and never leaks in-flight state.
+    #[test]
+    fn mutated_sasl_logins_never_panic(v0 in any::<bool>(),
+                                       flips in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()), 0..8),
+                                       cut in any::<prop::sample::Index>(),
+                                       chunk_sizes in sizes()) {
+        let mut chunks = sasl_session(v0);
+        for (chunk_at, byte_at, value) in flips {
+            let i = chunk_at.index(chunks.len());
+            let chunk = &mut chunks[i].1;
+            if !chunk.is_empty() {
+                let j = byte_at.index(chunk.len());
+                chunk[j] = value;
+            }
+        }
+        let keep = cut.index(chunks.len()) + 1;
+        chunks.truncate(keep);
+        drive(&chunks, &chunk_sizes);
+    }
+}
+
+#[test]
+fn an_intact_sasl_login_is_followed_in_both_forms() {
+    for v0 in [true, false] {
+        let sink = drive(&sasl_session(v0), &[7, 300, 1]);
+        assert_eq!(sink.get(&Metric::SaslAuthentications { mechanism: "SCRAM-SHA-256", result: "success" }).copied(), Some(1), "v0={v0}");
+        let undecodable: i64 = sink.iter().filter(|(k, _)| matches!(k, Metric::UndecodableFrames { .. } | Metric::UnmatchedResponses)).map(|(_, v)| v).sum();
+        assert_eq!(undecodable, 0, "v0={v0}: {sink:?}");
+    }
+}
