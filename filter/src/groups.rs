@@ -15,12 +15,10 @@
 
 use kafka_lens_codec::kafka_protocol::messages::{JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse, RequestKind};
 
-use crate::labels::{Client, Label, StoreError};
+use crate::labels::{parse_stored, update_shared, Client, Label};
 use crate::metrics::{LabelKind, Metric, MetricSink};
 use crate::topics::{self, TopicRef};
 
-/// Attempts at raising a group's stored generation before giving up on counting it.
-const CAS_ATTEMPTS: usize = 8;
 
 /// The group ids a request names, for the group APIs (OffsetFetch v8+ may name several).
 pub fn group_ids(request: &RequestKind) -> Vec<&str> {
@@ -99,21 +97,10 @@ pub fn on_commit_response(pending: &PendingCommit, response: &OffsetCommitRespon
 fn set_committed(group: &Label, topic: &Label, partition: i32, offset: i64, sink: &mut dyn MetricSink) {
     let Some(store) = sink.shared() else { return };
     let key = format!("kafka-lens/committed/{group}/{topic}/{partition}");
-    for _ in 0..CAS_ATTEMPTS {
-        let (stored, cas) = match store.get(&key) {
-            Ok(Some((raw, cas))) => (std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0), cas),
-            Ok(None) => (0, 0),
-            Err(_) => return,
-        };
-        match store.set(&key, offset.to_string().as_bytes(), cas) {
-            Ok(()) => {
-                let metric = Metric::CommittedOffset { group: group.clone(), topic: topic.clone(), partition: Label::Owned(partition.to_string().into()) };
-                sink.add(metric, offset.saturating_sub(stored));
-                return;
-            }
-            Err(StoreError::CasMismatch) => continue,
-            Err(StoreError::Failed) => return,
-        }
+    let replaced = update_shared(store, &key, |raw| Some((offset.to_string().into_bytes(), parse_stored::<i64>(raw).unwrap_or(0))));
+    if let Some(stored) = replaced {
+        let metric = Metric::CommittedOffset { group: group.clone(), topic: topic.clone(), partition: Label::Owned(partition.to_string().into()) };
+        sink.add(metric, offset.saturating_sub(stored));
     }
 }
 
@@ -128,30 +115,17 @@ pub fn on_join_response(group: &Label, response: &JoinGroupResponse, sink: &mut 
         return;
     }
     let Some(store) = sink.shared() else { return };
-    let key = key(group);
     let generation = response.generation_id;
-    let mut newer = false;
-    for _ in 0..CAS_ATTEMPTS {
-        let (stored, cas) = match store.get(&key) {
-            Ok(Some((raw, cas))) => (std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<i32>().ok()), cas),
-            Ok(None) => (None, 0),
-            Err(_) => return,
-        };
+    let newer = update_shared(store, &key(group), |raw| {
+        let stored = parse_stored::<i32>(raw);
         if stored.is_some_and(|s| s >= generation) {
-            return;
+            return None;
         }
-        match store.set(&key, generation.to_string().as_bytes(), cas) {
-            Ok(()) => {
-                // A group seen for the first time counts only from generation 2: generation 1 is
-                // its first join, not a rebalance.
-                newer = stored.is_some() || generation > 1;
-                break;
-            }
-            Err(StoreError::CasMismatch) => continue,
-            Err(StoreError::Failed) => return,
-        }
-    }
-    if newer {
+        // A group seen for the first time counts only from generation 2: generation 1 is its
+        // first join, not a rebalance.
+        Some((generation.to_string().into_bytes(), stored.is_some() || generation > 1))
+    });
+    if newer == Some(true) {
         sink.add(Metric::GroupRebalances { group: group.clone() }, 1);
     }
 }

@@ -89,8 +89,35 @@ pub trait SharedStore {
     fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError>;
 }
 
-/// Attempts at a compare-and-swap before giving up (and folding the value into overflow).
+/// Attempts at a compare-and-swap before giving up.
 const CAS_ATTEMPTS: usize = 8;
+
+/// Read-modify-write of one shared entry, safe against every other VM doing the same: `update`
+/// sees the stored value (`None` if absent) and returns the value to write with a result, or
+/// `None` to leave the entry as it is. The write happens only over the version read; another VM's
+/// write in between makes it read and decide again (up to a few times). `None` if `update`
+/// declined, the store failed, or the attempts ran out.
+pub fn update_shared<R>(store: &mut dyn SharedStore, key: &str, mut update: impl FnMut(Option<&[u8]>) -> Option<(Vec<u8>, R)>) -> Option<R> {
+    for _ in 0..CAS_ATTEMPTS {
+        let (stored, cas) = match store.get(key) {
+            Ok(Some((raw, cas))) => (Some(raw), cas),
+            Ok(None) => (None, 0),
+            Err(_) => return None,
+        };
+        let (value, result) = update(stored.as_deref())?;
+        match store.set(key, &value, cas) {
+            Ok(()) => return Some(result),
+            Err(StoreError::CasMismatch) => continue,
+            Err(StoreError::Failed) => return None,
+        }
+    }
+    None
+}
+
+/// A stored decimal number (`None` if absent or not a number).
+pub fn parse_stored<T: std::str::FromStr>(raw: Option<&[u8]>) -> Option<T> {
+    std::str::from_utf8(raw?).ok()?.parse().ok()
+}
 
 /// The cap of one label, as seen from one VM.
 #[derive(Debug)]
@@ -145,23 +172,13 @@ impl LabelCap {
 
     /// Bumps the shared count if it is below the cap.
     fn take_slot(&mut self, store: &mut dyn SharedStore) -> bool {
-        let key = self.count_key();
-        for _ in 0..CAS_ATTEMPTS {
-            let (count, cas) = match store.get(&key) {
-                Ok(Some((raw, cas))) => (std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(u32::MAX), cas),
-                Ok(None) => (0, 0),
-                Err(_) => return false,
-            };
-            if count >= self.cap {
-                return false;
-            }
-            match store.set(&key, (count + 1).to_string().as_bytes(), cas) {
-                Ok(()) => return true,
-                Err(StoreError::CasMismatch) => continue,
-                Err(StoreError::Failed) => return false,
-            }
-        }
-        false
+        let cap = self.cap;
+        update_shared(store, &self.count_key(), |raw| {
+            // An unreadable count reads as full.
+            let count = if raw.is_some() { parse_stored::<u32>(raw).unwrap_or(u32::MAX) } else { 0 };
+            (count < cap).then(|| ((count + 1).to_string().into_bytes(), ()))
+        })
+        .is_some()
     }
 }
 

@@ -58,6 +58,21 @@ fn dir() -> impl Strategy<Value = Dir> {
     prop_oneof![Just(Dir::Request), Just(Dir::Response)]
 }
 
+/// Flips the chosen bytes (chunk, byte, new value) and cuts the stream after the chosen chunk.
+fn mutate(mut chunks: Vec<(Dir, Vec<u8>)>, flips: Vec<(prop::sample::Index, prop::sample::Index, u8)>, cut: prop::sample::Index) -> Vec<(Dir, Vec<u8>)> {
+    for (chunk_at, byte_at, value) in flips {
+        let i = chunk_at.index(chunks.len());
+        let chunk = &mut chunks[i].1;
+        if !chunk.is_empty() {
+            let j = byte_at.index(chunk.len());
+            chunk[j] = value;
+        }
+    }
+    let keep = cut.index(chunks.len()) + 1;
+    chunks.truncate(keep);
+    chunks
+}
+
 fn sizes() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(prop_oneof![3 => 1usize..16, 2 => 16usize..600, 1 => 600usize..100_000], 1..20)
 }
@@ -93,18 +108,7 @@ proptest! {
                                          chunk_sizes in sizes()) {
         let traces = trace::load_all();
         let t = &traces[trace_index.index(traces.len())];
-        let mut chunks = t.chunks.clone();
-        for (chunk_at, byte_at, value) in flips {
-            let i = chunk_at.index(chunks.len());
-            let chunk = &mut chunks[i].1;
-            if !chunk.is_empty() {
-                let j = byte_at.index(chunk.len());
-                chunk[j] = value;
-            }
-        }
-        let keep = cut.index(chunks.len()) + 1;
-        chunks.truncate(keep);
-        drive(&chunks, &chunk_sizes);
+        drive(&mutate(t.chunks.clone(), flips, cut), &chunk_sizes);
     }
 }
 
@@ -159,18 +163,7 @@ proptest! {
                                        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()), 0..8),
                                        cut in any::<prop::sample::Index>(),
                                        chunk_sizes in sizes()) {
-        let mut chunks = sasl_session(v0);
-        for (chunk_at, byte_at, value) in flips {
-            let i = chunk_at.index(chunks.len());
-            let chunk = &mut chunks[i].1;
-            if !chunk.is_empty() {
-                let j = byte_at.index(chunk.len());
-                chunk[j] = value;
-            }
-        }
-        let keep = cut.index(chunks.len()) + 1;
-        chunks.truncate(keep);
-        drive(&chunks, &chunk_sizes);
+        drive(&mutate(sasl_session(v0), flips, cut), &chunk_sizes);
     }
 }
 
