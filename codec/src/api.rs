@@ -53,6 +53,27 @@ pub fn name(key: ApiKey) -> &'static str {
     api_name_table(key)
 }
 
+/// Narrows a broker's ApiVersions answer to what this codec can decode: APIs it does not know are
+/// removed and version ranges cut to the codec's. A filter that must understand every request
+/// (policy, rewriting) advertises this, so clients never pick a version it would have to pass
+/// unread. Returns whether anything changed.
+pub fn intersect_api_versions(response: &mut kafka_protocol::messages::ApiVersionsResponse) -> bool {
+    let before = response.api_keys.clone();
+    response.api_keys.retain_mut(|entry| {
+        let Ok(key) = ApiKey::try_from(entry.api_key) else { return false };
+        let ours = versions(key);
+        entry.min_version = entry.min_version.max(ours.min);
+        entry.max_version = entry.max_version.min(ours.max);
+        entry.min_version <= entry.max_version
+    });
+    response.api_keys != before
+}
+
+/// The API Kafka documents under `name` (`DeleteTopics`), for configurations that name APIs.
+pub fn by_name(name: &str) -> Option<ApiKey> {
+    ApiKey::iter().find(|key| api_name_table(*key) == name)
+}
+
 /// Name for a raw API key, `"unknown"` for keys the codec does not know.
 pub fn name_of_raw(api_key: i16) -> &'static str {
     match ApiKey::try_from(api_key) {

@@ -81,7 +81,7 @@ mod tests {
     use bytes::Bytes;
 
     fn start(prefix: &[u8], body_len: u32) -> FrameStart {
-        FrameStart { index: 0, body_len, prefix: Bytes::copy_from_slice(prefix) }
+        FrameStart { index: 0, offset: 0, body_len, prefix: Bytes::copy_from_slice(prefix) }
     }
 
     #[test]

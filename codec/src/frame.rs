@@ -73,6 +73,9 @@ impl SplitterConfig {
 pub struct FrameStart {
     /// Zero-based position of this frame on its direction of the connection.
     pub index: u64,
+    /// Stream offset of the frame's size prefix: bytes of this direction before the frame. With
+    /// the body length it places the frame in the stream, for filters that edit or hold it.
+    pub offset: u64,
     /// The body size from the size prefix (the prefix itself excluded).
     pub body_len: u32,
     /// The first `min(body_len, prefix_len)` body bytes.
@@ -149,12 +152,16 @@ pub struct FrameSplitter {
     config: SplitterConfig,
     state: State,
     next_index: u64,
+    /// Stream offset of the first byte of the chunk being pushed.
+    chunk_offset: u64,
+    /// Stream offset of the current frame's size prefix.
+    frame_offset: u64,
 }
 
 impl FrameSplitter {
     /// A splitter at the start of a stream.
     pub fn new(config: SplitterConfig) -> Self {
-        FrameSplitter { config, state: State::Size { buf: [0; 4], have: 0 }, next_index: 0 }
+        FrameSplitter { config, state: State::Size { buf: [0; 4], have: 0 }, next_index: 0, chunk_offset: 0, frame_offset: 0 }
     }
 
     /// Stops framing: every further byte is ignored (the stream passes through untouched).
@@ -183,6 +190,22 @@ impl FrameSplitter {
         self.next_index
     }
 
+    /// The stream offset of a frame whose size or first bytes are partly read, its
+    /// [`FrameEvent::Start`] not reported yet. A filter that may edit frames holds such bytes: it
+    /// cannot know yet what the frame is.
+    pub fn pending_start(&self) -> Option<u64> {
+        match &self.state {
+            State::Size { have, .. } if *have > 0 => Some(self.chunk_offset.saturating_sub(*have as u64)),
+            State::Prefix { .. } => Some(self.frame_offset),
+            _ => None,
+        }
+    }
+
+    /// Stream offset of the next byte the splitter will consume: bytes pushed so far.
+    pub fn stream_offset(&self) -> u64 {
+        self.chunk_offset
+    }
+
     /// Walks the `chunk_len` bytes of the next chunk, calling `handler` for every event. The
     /// handler's return value matters only for [`FrameEvent::Start`].
     pub fn push<S, H>(&mut self, source: &mut S, chunk_len: usize, mut handler: H)
@@ -190,6 +213,9 @@ impl FrameSplitter {
         S: ChunkSource + ?Sized,
         H: FnMut(FrameEvent) -> Disposition,
     {
+        let base = self.chunk_offset;
+        // Every byte of the chunk is consumed, whatever state the walk ends in.
+        self.chunk_offset = base.saturating_add(chunk_len as u64);
         let mut pos = 0usize;
         while pos < chunk_len {
             let available = chunk_len - pos;
@@ -240,6 +266,7 @@ impl FrameSplitter {
                     pos += n;
                     if *have == 4 {
                         let size_bytes = *buf;
+                        self.frame_offset = (base + pos as u64).saturating_sub(4);
                         self.start_body(size_bytes, &mut handler);
                     }
                 }
@@ -319,7 +346,7 @@ impl FrameSplitter {
     fn prefix_done<H: FnMut(FrameEvent) -> Disposition>(&mut self, body_len: u32, prefix: Bytes, handler: &mut H) {
         let index = self.next_index;
         self.next_index += 1;
-        let start = FrameStart { index, body_len, prefix: prefix.clone() };
+        let start = FrameStart { index, offset: self.frame_offset, body_len, prefix: prefix.clone() };
         let whole = start.is_whole();
         match handler(FrameEvent::Start(start)) {
             Disposition::Stop => self.state = State::Stopped,

@@ -26,6 +26,9 @@
 //!   authenticated user without keeping any secret.
 //! * [`scan`]: streaming structural scan of Produce requests and Fetch responses: topics,
 //!   partitions and batch headers read as the bytes pass, payloads skipped unread.
+//! * [`refusal`]: the responses the filter sends for requests it refuses itself, shaped as a
+//!   broker's refusal (every named entry carries the error); splits topic-keyed requests so only
+//!   some topics are refused, and merges the refusal into the broker's answer for the rest.
 //!
 //! Nothing in this crate panics on any input: clippy denies `unwrap`, `expect`, `panic` and
 //! indexing, and the fuzz and property tests drive every decoder with malformed input.
@@ -39,7 +42,9 @@ pub mod generated;
 pub mod header;
 pub mod read_ahead;
 pub mod records;
+pub mod refusal;
 pub mod sasl;
 pub mod scan;
 
 pub use kafka_protocol;
+pub use uuid;

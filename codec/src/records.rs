@@ -255,8 +255,26 @@ pub struct RecordSetSummary {
     pub trailing_bytes: u64,
     /// Complete batches per compression codec, in order of first appearance.
     pub compression: Vec<(Compression, u32)>,
+    /// Size of the largest complete batch (what a broker's `max.message.bytes` bounds).
+    pub max_batch_bytes: u64,
     /// The first batch header that did not parse, if any; the walk stops there.
     pub error: Option<RecordsError>,
+}
+
+impl RecordSetSummary {
+    /// Counts one complete batch: its size, its records at offsets `>= min_offset`, its codec.
+    pub fn add_batch(&mut self, header: &BatchHeader, min_offset: i64) {
+        let total = header.total_len();
+        self.batches = self.batches.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(total);
+        self.max_batch_bytes = self.max_batch_bytes.max(total);
+        self.records = self.records.saturating_add(u64::from(counted_records(header, min_offset)));
+        let codec = header.compression();
+        match self.compression.iter_mut().find(|(c, _)| *c == codec) {
+            Some((_, n)) => *n = n.saturating_add(1),
+            None => self.compression.push((codec, 1)),
+        }
+    }
 }
 
 /// Walks the batches of a `records` field held in memory, reading only their headers. Records at
@@ -276,14 +294,7 @@ pub fn summarize(records: &[u8], min_offset: i64) -> RecordSetSummary {
         };
         let total = usize::try_from(header.total_len()).unwrap_or(usize::MAX);
         let Some(next) = rest.get(total..) else { break };
-        summary.batches = summary.batches.saturating_add(1);
-        summary.bytes = summary.bytes.saturating_add(total as u64);
-        summary.records = summary.records.saturating_add(u64::from(counted_records(&header, min_offset)));
-        let codec = header.compression();
-        match summary.compression.iter_mut().find(|(c, _)| *c == codec) {
-            Some((_, n)) => *n = n.saturating_add(1),
-            None => summary.compression.push((codec, 1)),
-        }
+        summary.add_batch(&header, min_offset);
         rest = next;
     }
     summary.trailing_bytes = rest.len() as u64;

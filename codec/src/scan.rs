@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use kafka_protocol::messages::ApiKey;
 
-use crate::records::{self, BatchHeader, Compression, RecordSetSummary, BATCH_PREFIX_LEN};
+use crate::records::{self, BatchHeader, RecordSetSummary, BATCH_PREFIX_LEN};
 
 /// What a scan waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,15 +357,7 @@ impl Reader {
 }
 
 fn add_batch(into: &mut PartitionRecords, batch: &BatchHeader) {
-    let s = &mut into.records;
-    s.batches = s.batches.saturating_add(1);
-    s.bytes = s.bytes.saturating_add(batch.total_len());
-    s.records = s.records.saturating_add(u64::from(batch.record_count()));
-    let codec: Compression = batch.compression();
-    match s.compression.iter_mut().find(|(c, _)| *c == codec) {
-        Some((_, n)) => *n = n.saturating_add(1),
-        None => s.compression.push((codec, 1)),
-    }
+    into.records.add_batch(batch, i64::MIN);
     into.first_offset.get_or_insert(batch.base_offset());
     into.first_batch.get_or_insert(*batch);
     into.last_offset = Some(batch.last_offset());

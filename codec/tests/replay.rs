@@ -64,11 +64,30 @@ proptest! {
             for dir in [Dir::Request, Dir::Response] {
                 let stream = t.stream(dir);
                 let whole = split(&stream, dir, &[usize::MAX], None);
+                assert_offsets_match_raw_walk(&stream, &whole);
                 let chunked = split(&stream, dir, &chunk_sizes, window);
                 prop_assert_eq!(&chunked, &whole, "{} {:?}", t.path.display(), dir);
             }
         }
     }
+}
+
+/// Every frame start's stream offset is where an independent walk of the size prefixes puts it.
+fn assert_offsets_match_raw_walk(stream: &[u8], events: &[FrameEvent]) {
+    let mut expected = Vec::new();
+    let mut pos = 0usize;
+    while pos + 4 <= stream.len() {
+        expected.push(pos as u64);
+        pos += 4 + i32::from_be_bytes(stream[pos..pos + 4].try_into().unwrap()) as usize;
+    }
+    let offsets: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            FrameEvent::Start(start) => Some(start.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, expected);
 }
 
 fn frames(stream: &[u8], dir: Dir) -> Vec<Bytes> {

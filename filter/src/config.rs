@@ -9,6 +9,8 @@ use serde::Deserialize;
 use kafka_lens_codec::correlation::DEFAULT_MAX_IN_FLIGHT;
 use kafka_lens_codec::frame::DEFAULT_MAX_FRAME_SIZE;
 
+use crate::policy::PolicyConfig;
+
 /// Smallest accepted `max_frame_bytes`: a few headers' worth.
 const MIN_FRAME_BYTES: u32 = 1024;
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub labels: LabelLimits,
     /// How the filter learns who a client is (see the `identity` module).
     pub identity: IdentityConfig,
+    /// Request validation rules (see the `policy` module); none by default.
+    pub policy: PolicyConfig,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -134,6 +138,7 @@ impl Default for Config {
             per_partition_metrics: false,
             labels: LabelLimits::default(),
             identity: IdentityConfig::default(),
+            policy: PolicyConfig::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -200,6 +205,9 @@ impl Config {
         }
         if self.labels.max_metric_series < 100 {
             return fail("labels.max_metric_series", format!("must be at least 100, got {}", self.labels.max_metric_series));
+        }
+        if let Err((field, message)) = self.policy.validate() {
+            return Err(ConfigError { field, message });
         }
         if self.max_decode_bytes > self.max_frame_bytes {
             return fail("max_decode_bytes", format!("must not exceed max_frame_bytes ({}), got {}", self.max_frame_bytes, self.max_decode_bytes));

@@ -2,9 +2,13 @@
 //! responses, everything counted. Plain Rust, no proxy-wasm: the Wasm context feeds it Envoy's
 //! buffers, native tests and fuzzers feed it byte slices.
 //!
-//! In this version the filter only observes: every byte passes through unchanged. The one thing it
-//! does to a connection is close it when a client sends a frame over `max_frame_bytes` after the
-//! stream was shown to be Kafka, as the broker itself would.
+//! Without a policy the filter only observes: every byte passes through unchanged, and the one
+//! thing it does to a connection is close it when a client sends a frame over `max_frame_bytes`
+//! after the stream was shown to be Kafka, as the broker itself would. With a policy, requests a
+//! rule may refuse are held until whole, decided on, and refused ones replaced (see `enforce` and
+//! [`crate::flow`]).
+
+mod enforce;
 
 use bytes::Bytes;
 use kafka_lens_codec::api::{self, ApiSupport};
@@ -22,6 +26,8 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::fetch::{FetchOffsets, FetchSession};
+use crate::flow::{Flow, StreamBuffer};
+use crate::policy::Policy;
 use crate::groups;
 use crate::produce::{self, PendingProduce};
 use crate::response_errors;
@@ -35,6 +41,9 @@ use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
 pub enum Verdict {
     /// Forward the chunk and carry on.
     Continue,
+    /// Keep the buffer (Envoy `Pause`): a held frame is not whole yet. The next chunk starts with
+    /// the same bytes again.
+    Pause,
     /// Close the connection; the reason is also counted.
     Close(&'static str),
 }
@@ -58,6 +67,8 @@ pub struct Limits {
     pub decode_bodies: bool,
     pub max_decode_bytes: u32,
     pub per_partition_metrics: bool,
+    /// Most bytes one direction may hold back (policy: a request being inspected).
+    pub hold_budget: u64,
 }
 
 impl From<&Config> for Limits {
@@ -68,6 +79,7 @@ impl From<&Config> for Limits {
             decode_bodies: c.decode_bodies,
             max_decode_bytes: c.max_decode_bytes,
             per_partition_metrics: c.per_partition_metrics,
+            hold_budget: u64::from(c.policy.hold_budget_bytes),
         }
     }
 }
@@ -79,6 +91,8 @@ pub struct RequestContext {
     started_micros: Option<u64>,
     client: Client,
     detail: Detail,
+    /// What the filter does to the response: set when it refused or split the request.
+    answer: Option<enforce::Answer>,
 }
 
 /// What a response settles, learned from its request.
@@ -134,7 +148,30 @@ pub struct Connection {
     software: Option<Metric>,
     /// The most requests this connection had awaiting a response at once.
     max_in_flight_seen: usize,
+    /// The rules requests are checked against (empty: observe only).
+    policy: Rc<Policy>,
+    /// Request frames the policy may refuse, held and edited in Envoy's buffer.
+    request_flow: Flow<enforce::PolicyFrame>,
+    /// Response frames the filter replaces or rewrites.
+    response_flow: Flow<enforce::AnswerFrame>,
+    /// Set while walking a chunk when the connection must close after it.
+    close_reason: Option<&'static str>,
     closed: bool,
+}
+
+/// A chunk source over the part of Envoy's buffer the splitter has not walked yet.
+struct OffsetSource<'a, S: ?Sized> {
+    inner: &'a mut S,
+    base: usize,
+}
+
+impl<S: ChunkSource + ?Sized> ChunkSource for OffsetSource<'_, S> {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        match start.checked_add(self.base) {
+            Some(at) => self.inner.read_into(at, len, out),
+            None => false,
+        }
+    }
 }
 
 /// APIs whose frames in the given direction carry record data: never copied for full decode.
@@ -225,8 +262,23 @@ impl Connection {
             max_in_flight_seen: 0,
             topic_labels: TopicLabels::default(),
             software: None,
+            policy: Rc::new(Policy::default()),
+            request_flow: Flow::default(),
+            response_flow: Flow::default(),
+            close_reason: None,
             closed: false,
         }
+    }
+
+    /// Checks requests against `policy`.
+    pub fn with_policy(mut self, policy: Rc<Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The client's source address Envoy knows for the connection.
+    pub fn set_source_address(&mut self, address: Option<String>) {
+        self.identity.set_source_address(address);
     }
 
     /// Sets the OAUTHBEARER token claim that names the principal (default `sub`).
@@ -255,7 +307,7 @@ impl Connection {
     }
 
     /// Processes a chunk of client-to-broker bytes.
-    pub fn on_request_data<S: ChunkSource + ?Sized>(&mut self, source: &mut S, len: usize, sink: &mut dyn MetricSink) -> Verdict {
+    pub fn on_request_data<S: StreamBuffer + ?Sized>(&mut self, buffer: &mut S, len: usize, sink: &mut dyn MetricSink) -> Verdict {
         if self.closed {
             return Verdict::Close("closed");
         }
@@ -263,8 +315,12 @@ impl Connection {
         let raw = self.sasl.as_ref().is_some_and(SaslExchange::expects_raw_client_token);
         self.requests.set_min_frame_size(if raw { 0 } else { SplitterConfig::requests(0).min_frame_size });
         let mut requests = std::mem::replace(&mut self.requests, FrameSplitter::new(SplitterConfig::requests(0)));
-        let mut source = ReadAhead::new(source, len, read_ahead::DEFAULT_WINDOW);
-        requests.push(&mut source, len, |event| match event {
+        // After a pause the buffer starts with bytes already walked.
+        let seen = self.request_flow.begin(requests.stream_offset()).min(len);
+        let new_len = len - seen;
+        let mut offset = OffsetSource { inner: &mut *buffer, base: seen };
+        let mut source = ReadAhead::new(&mut offset, new_len, read_ahead::DEFAULT_WINDOW);
+        requests.push(&mut source, new_len, |event| match event {
             FrameEvent::Start(start) => self.request_start(&start, sink),
             FrameEvent::Complete { body, .. } => {
                 self.request_complete(&body, sink);
@@ -272,8 +328,11 @@ impl Connection {
             }
             FrameEvent::Scanned { result, .. } => {
                 count_scan(&result, ApiKey::Produce, Direction::Request, sink);
-                if let Ok(Scanned::Produce(summary)) = &result {
-                    self.produce_scanned(summary, sink);
+                if let Ok(Scanned::Produce(summary)) = result {
+                    self.produce_scanned(&summary, sink);
+                    if let Some(open) = self.request_flow.open_mut() {
+                        open.payload.body = enforce::PolicyBody::Produce(summary);
+                    }
                 }
                 Disposition::Skip
             }
@@ -282,9 +341,13 @@ impl Connection {
                 Disposition::Skip
             }
         });
+        let stream_end = requests.stream_offset();
         self.requests = requests;
         if self.protocol_stopped() {
             self.responses.stop();
+        }
+        if verdict == Verdict::Continue {
+            verdict = self.settle_requests(buffer, len, stream_end, sink);
         }
         if let Verdict::Close(_) = verdict {
             self.closed = true;
@@ -293,7 +356,7 @@ impl Connection {
     }
 
     /// Processes a chunk of broker-to-client bytes.
-    pub fn on_response_data<S: ChunkSource + ?Sized>(&mut self, source: &mut S, len: usize, sink: &mut dyn MetricSink) -> Verdict {
+    pub fn on_response_data<S: StreamBuffer + ?Sized>(&mut self, buffer: &mut S, len: usize, sink: &mut dyn MetricSink) -> Verdict {
         if self.closed {
             return Verdict::Close("closed");
         }
@@ -303,8 +366,11 @@ impl Connection {
         let raw = self.sasl.as_ref().is_some_and(SaslExchange::expects_raw_server_token);
         self.responses.set_min_frame_size(if raw { 0 } else { SplitterConfig::responses(0).min_frame_size });
         let mut responses = std::mem::replace(&mut self.responses, FrameSplitter::new(SplitterConfig::responses(0)));
-        let mut source = ReadAhead::new(source, len, read_ahead::DEFAULT_WINDOW);
-        responses.push(&mut source, len, |event| match event {
+        let seen = self.response_flow.begin(responses.stream_offset()).min(len);
+        let new_len = len - seen;
+        let mut offset = OffsetSource { inner: &mut *buffer, base: seen };
+        let mut source = ReadAhead::new(&mut offset, new_len, read_ahead::DEFAULT_WINDOW);
+        responses.push(&mut source, new_len, |event| match event {
             FrameEvent::Start(start) => self.response_start(&start, sink),
             FrameEvent::Complete { body, .. } => {
                 self.response_complete(&body, sink);
@@ -323,8 +389,13 @@ impl Connection {
                 Disposition::Skip
             }
         });
+        let stream_end = responses.stream_offset();
         self.responses = responses;
-        Verdict::Continue
+        let verdict = self.settle_responses(buffer, len, stream_end, sink);
+        if let Verdict::Close(_) = verdict {
+            self.closed = true;
+        }
+        verdict
     }
 
     /// Releases gauges this connection holds. Call once, when the connection ends.
@@ -357,6 +428,7 @@ impl Connection {
 
     fn request_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
         self.current_request = None;
+        self.request_flow.frame_start();
         if self.protocol == Protocol::Undetermined {
             if let Some(kind) = detect::classify_first_request(start) {
                 self.not_kafka(kind, sink);
@@ -384,6 +456,9 @@ impl Connection {
             }
             ApiSupport::UnknownApi => ("unknown", None),
         };
+        if key.is_none() && self.refuses_unknown(&info, sink) {
+            return Disposition::Skip;
+        }
         let client = self.client_label(info.client_id(), sink);
         sink.add(Metric::Requests { api: api_name, version: version_label(id.api_version), client: client.clone() }, 1);
         sink.add(Metric::RequestBytes { api: api_name, client: client.clone() }, i64::from(start.body_len) + 4);
@@ -401,7 +476,7 @@ impl Connection {
                 correlation_id: id.correlation_id,
                 api_key: id.api_key,
                 api_version: id.api_version,
-                extra: RequestContext { started_micros: sink.now_micros(), client, detail: Detail::None },
+                extra: RequestContext { started_micros: sink.now_micros(), client: client.clone(), detail: Detail::None, answer: None },
             });
             if overflow {
                 sink.add(Metric::InFlightOverflow, 1);
@@ -410,11 +485,16 @@ impl Connection {
             }
             self.max_in_flight_seen = self.max_in_flight_seen.max(self.correlator.in_flight());
         }
+        let tracked = match key {
+            Some(key) if !self.policy.is_empty() => self.track_request(start, key, &info, client, expects_response, sink),
+            _ => false,
+        };
         match (key, info.header_len) {
             (Some(key), Some(header_len)) if scan::supports(key, id.api_version, true) => {
                 Disposition::Scan(Box::new(BodyScan::new(key, id.api_version, true, start.prefix.get(header_len..).unwrap_or_default())))
             }
             (Some(key), _) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
+            (Some(_), _) if tracked && u64::from(start.body_len) <= self.limits.hold_budget => Disposition::Capture,
             _ => Disposition::Skip,
         }
     }
@@ -547,6 +627,9 @@ impl Connection {
             Ok(request) => {
                 sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1);
                 self.request_decoded(&request, sink);
+                if let Some(open) = self.request_flow.open_mut() {
+                    open.payload.body = enforce::PolicyBody::Decoded(Box::new(request.body));
+                }
             }
             Err(e) => {
                 let api = header::request_id(frame).map(|id| api::name_of_raw(id.api_key)).unwrap_or("unknown");
@@ -587,6 +670,7 @@ impl Connection {
     }
 
     fn response_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
+        self.response_flow.frame_start();
         if let Some(exchange) = self.sasl.as_mut().filter(|e| e.expects_raw_server_token()) {
             // A raw SASL token answering the client's: no header, no correlation id.
             self.answering = None;
@@ -621,12 +705,19 @@ impl Connection {
         let support = api::support(request.api_key, request.api_version);
         let api = api::name_of_raw(request.api_key);
         let client = request.extra.client.clone();
+        let answer_disposition = self.track_response(start, &request, sink);
         sink.add(Metric::Responses { api, version: version_label(request.api_version), client: client.clone() }, 1);
         sink.add(Metric::ResponseBytes { api, client: client.clone() }, i64::from(start.body_len) + 4);
         if let (Some(started), Some(now)) = (request.extra.started_micros, sink.now_micros()) {
             sink.record(Metric::Latency { api, client }, now.saturating_sub(started));
         }
         self.answering = None;
+        if let Some(disposition) = answer_disposition {
+            if let (Disposition::Capture, ApiSupport::Known(key)) = (&disposition, support) {
+                self.answering = Some(Answering { key, version: request.api_version, request: request.extra });
+            }
+            return disposition;
+        }
         match support {
             ApiSupport::Known(key) if scan::supports(key, request.api_version, false) => {
                 match header::decode_response_header(&start.prefix, key, request.api_version) {
@@ -674,6 +765,11 @@ impl Connection {
     }
 
     fn response_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
+        if let Some(open) = self.response_flow.open_mut() {
+            if open.fate == crate::flow::Fate::Undecided {
+                open.payload.set_body(frame.clone());
+            }
+        }
         if std::mem::take(&mut self.answering_raw_token) {
             // In the raw form a refusal closes the connection: a token means the exchange goes on.
             let outcome = self.sasl.as_mut().map_or(Outcome::Continue, |e| e.on_server_message(0, frame));

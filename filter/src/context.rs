@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, PeerType};
 
 use crate::config::Config;
+use crate::policy::Policy;
 use crate::connection::{Connection, Limits, Verdict};
 use crate::host::{self, Buffer, EnvoyBuffer, Stream};
 use crate::alloc;
@@ -55,6 +56,8 @@ impl MemoryGauges {
 #[derive(Default)]
 pub struct Root {
     config: Rc<Config>,
+    /// The configuration's policy, shared by every connection of the VM.
+    policy: Rc<Policy>,
     metrics: SharedMetrics,
     memory: MemoryGauges,
 }
@@ -91,6 +94,7 @@ impl RootContext for Root {
                         metrics.add(metric, 0);
                     }
                 }
+                self.policy = Rc::new(Policy::new(config.policy.clone()));
                 self.config = Rc::new(config);
                 panics::define();
                 add(&self.metrics, Metric::ConfigLoads, 1);
@@ -123,7 +127,8 @@ impl RootContext for Root {
             id: context_id,
             config: Rc::clone(&self.config),
             connection: Connection::new(Limits::from(self.config.as_ref()))
-                .with_oauthbearer_claim(&self.config.identity.oauthbearer_principal_claim),
+                .with_oauthbearer_claim(&self.config.identity.oauthbearer_principal_claim)
+                .with_policy(Rc::clone(&self.policy)),
             metrics: Rc::clone(&self.metrics),
             closed: false,
             peer_checked: false,
@@ -152,6 +157,15 @@ impl KafkaStream {
     /// Looks up the verified peer principal of a TLS connection Envoy terminated.
     fn check_peer(&mut self) {
         self.peer_checked = true;
+        if !self.config.policy.is_empty() {
+            match host::get_property(&["source", "address"]) {
+                Ok(address) => self.connection.set_source_address(address.map(|a| String::from_utf8_lossy(&a).into_owned())),
+                Err(e) => {
+                    add(&self.metrics, Metric::HostcallFailures { call: "get_property" }, 1);
+                    log::debug!("connection {}: reading source.address refused: {e}", self.id);
+                }
+            }
+        }
         for path in PEER_PRINCIPAL_PROPERTIES {
             match host::get_property(&path) {
                 Ok(Some(value)) => {
@@ -184,6 +198,7 @@ impl KafkaStream {
         }
         match verdict {
             Verdict::Continue => Action::Continue,
+            Verdict::Pause => Action::Pause,
             Verdict::Close(reason) => {
                 self.close(reason);
                 Action::Pause

@@ -323,6 +323,18 @@ impl kafka_lens_codec::frame::ChunkSource for EnvoyBuffer {
     }
 }
 
+impl crate::flow::StreamBuffer for EnvoyBuffer {
+    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
+        match write_buffer(self.buffer, 0, len, data) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+}
+
 /// `log` crate backend writing through [`log`], so `log::info!` and friends work in the filter
 /// without the SDK's logger (which unwraps its hostcall).
 struct EnvoyLogger;

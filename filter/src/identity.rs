@@ -33,6 +33,9 @@ impl Source {
 pub struct Identity {
     principal: Option<String>,
     sasl_user: Option<String>,
+    /// The client's address as Envoy saw it (`ip:port`): not an identity label, a policy match
+    /// where nothing better exists.
+    source_address: Option<String>,
 }
 
 impl Identity {
@@ -44,6 +47,15 @@ impl Identity {
     /// The SASL user the broker accepted.
     pub fn set_sasl_user(&mut self, user: String) {
         self.sasl_user = Some(user);
+    }
+
+    /// The client's source address, from Envoy's connection properties.
+    pub fn set_source_address(&mut self, address: Option<String>) {
+        self.source_address = address.filter(|a| !a.is_empty());
+    }
+
+    pub fn source_address(&self) -> Option<&str> {
+        self.source_address.as_deref()
     }
 
     pub fn principal(&self) -> Option<&str> {

@@ -87,6 +87,21 @@ pub enum Metric {
     /// SASL exchanges the filter followed to their end, per mechanism and result (`success`,
     /// `failure`). A success labels the connection's later requests with the user's identity.
     SaslAuthentications { mechanism: &'static str, result: &'static str },
+    /// Policy decisions: a rule broken by a request, per rule, action (`refused`, `dropped` for
+    /// `acks=0` Produce, `audited`), API, client and topic (`-` when the request as a whole broke
+    /// it).
+    PolicyDecisions { rule: Label, action: &'static str, api: &'static str, client: Client, topic: Label },
+    /// Policy log lines not written because of `policy.log_lines_per_second`.
+    PolicyLogSuppressed,
+    /// Requests forwarded without the topics the policy refused, per API.
+    PolicySplitRequests { api: &'static str },
+    /// Responses to split requests the refused topics' errors could not be merged into.
+    PolicyMergeFailures,
+    /// ApiVersions responses narrowed to the versions the filter decodes (policy on).
+    ApiVersionsNarrowed,
+    /// Frames moved into the VM while held, because keeping them in Envoy's buffer would have
+    /// exceeded the hold budget, per direction.
+    FramesHeldInVm { direction: Direction },
     /// Distinct label values refused because the label's cap was reached, per label.
     LabelOverflow { label: &'static str },
     /// Metrics not created because the VM's series budget (`max_metric_series`) was spent.
@@ -182,6 +197,14 @@ impl Metric {
             Metric::SaslAuthentications { mechanism, result } => {
                 format!("kafka_sasl_authentications_total;mechanism={mechanism};result={result}")
             }
+            Metric::PolicyDecisions { rule, action, api, client, topic } => {
+                format!("kafka_policy_decisions_total;rule={rule};action={action};api={api};{client};topic={topic}")
+            }
+            Metric::PolicyLogSuppressed => "kafka_policy_log_lines_suppressed_total".into(),
+            Metric::PolicySplitRequests { api } => format!("kafka_policy_split_requests_total;api={api}"),
+            Metric::PolicyMergeFailures => "kafka_policy_merge_failures_total".into(),
+            Metric::ApiVersionsNarrowed => "kafka_api_versions_narrowed_total".into(),
+            Metric::FramesHeldInVm { direction } => format!("kafka_lens_frames_held_in_vm_total;direction={}", direction.as_str()),
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
             Metric::SeriesOverflow => "kafka_lens_series_overflow_total".into(),
             Metric::UnknownVersionRequests { api } => format!("kafka_unknown_version_requests_total;api={api}"),

@@ -1,0 +1,461 @@
+//! Policy enforcement on a connection: which request frames to hold, the decision once a frame
+//! is whole, and the edits that carry it out (see [`crate::refuse`] for how a refusal travels and
+//! [`crate::flow`] for how frames are held and edited in Envoy's buffer).
+//!
+//! A request is held only when a rule may refuse it and the header alone cannot clear it; a
+//! request larger than the hold budget is decided at its start. A refusal that concerns some of a
+//! request's topics only (topic-matched rules) strips those topics and merges their errors into
+//! the broker's response; a refusal of the request as such (a denied API, a client-id rule, acks,
+//! a request too large to hold) answers the whole request.
+
+use bytes::Bytes;
+use kafka_lens_codec::api;
+use kafka_lens_codec::body;
+use kafka_lens_codec::correlation::InFlight;
+use kafka_lens_codec::frame::{Disposition, FrameStart};
+use kafka_lens_codec::header::RequestHeaderInfo;
+use kafka_lens_codec::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_lens_codec::refusal;
+use kafka_lens_codec::scan::ProduceSummary;
+
+use super::{Connection, RequestContext, Verdict};
+use crate::flow::{Fate, StreamBuffer, Tracked};
+use crate::labels::{sanitize, Client, Label};
+use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
+use crate::policy::{self, codes, Applicable, Body, Mode, RequestInfo, Subject, Violation};
+use crate::refuse;
+use crate::response_errors;
+use crate::topics::{self, TopicRef};
+
+/// What the policy knows of a held request's body.
+#[derive(Debug, Default)]
+pub enum PolicyBody {
+    #[default]
+    None,
+    Produce(ProduceSummary),
+    Decoded(Box<RequestKind>),
+}
+
+/// A request frame the policy may refuse.
+#[derive(Debug)]
+pub struct PolicyFrame {
+    /// `None` for a request without a response (`acks=0` Produce).
+    correlation_id: Option<i32>,
+    key: ApiKey,
+    version: i16,
+    client: Client,
+    client_id: Option<String>,
+    rules: Applicable,
+    pub body: PolicyBody,
+    /// Violations decided at the frame's start (a frame too large to hold).
+    early: Vec<Violation>,
+}
+
+/// What the filter does to a response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The request was refused whole: these bytes replace the broker's answer to the placeholder.
+    Replace(Bytes),
+    /// The request went on without some topics: their errors join the broker's response.
+    Merge(Box<ResponseKind>),
+}
+
+/// A response frame the filter replaces or rewrites.
+#[derive(Debug)]
+pub enum AnswerFrame {
+    /// Replaced whole (the fate is set when tracking starts).
+    Replace,
+    /// The broker's response to a split request; `refused` joins it.
+    Merge { key: ApiKey, version: i16, refused: Box<ResponseKind>, body: Option<Bytes> },
+    /// An ApiVersions response, narrowed to what the codec decodes.
+    Versions { version: i16, body: Option<Bytes> },
+}
+
+impl AnswerFrame {
+    pub fn set_body(&mut self, frame: Bytes) {
+        match self {
+            AnswerFrame::Merge { body, .. } | AnswerFrame::Versions { body, .. } => *body = Some(frame),
+            AnswerFrame::Replace => {}
+        }
+    }
+}
+
+/// A violation's `topic` label value: the first topic at fault; `None` for the request as a whole.
+fn topic_of(violation: &Violation) -> Option<&str> {
+    violation.topics.as_ref().and_then(|t| t.first()).map(String::as_str)
+}
+
+fn id_label(id: &[u8; 16]) -> String {
+    format!("id-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl Connection {
+    fn subject<'a>(&'a self, client_id: Option<&'a str>) -> Subject<'a> {
+        Subject {
+            client_id,
+            principal: self.identity.principal(),
+            sasl_user: self.identity.sasl_user(),
+            source_address: self.identity.source_address(),
+        }
+    }
+
+    /// A request at an API or version the codec does not know cannot be checked: under a policy
+    /// whose rules would apply, the connection is closed (as a broker closes on a request it
+    /// cannot parse). Clients do not send such versions: the filter narrows ApiVersions.
+    pub(super) fn refuses_unknown(&mut self, info: &RequestHeaderInfo, sink: &mut dyn MetricSink) -> bool {
+        if self.policy.is_empty() {
+            return false;
+        }
+        let subject = self.subject(info.client_id());
+        let applies = match info.support {
+            api::ApiSupport::UnknownVersion(key) => !self.policy.applicable(&subject, key).is_empty(),
+            _ => self.policy.applies_to_unknown_apis(&subject),
+        };
+        if applies {
+            let api = api::name_of_raw(info.id.api_key);
+            log::warn!(
+                "closing connection: {api} v{} (api key {}) is not a version kafka-lens can check, and the policy applies to it",
+                info.id.api_version,
+                info.id.api_key
+            );
+            sink.add(Metric::ConnectionsClosedByFilter { reason: "unknown_version_under_policy" }, 1);
+            self.close_reason = Some("unknown_version_under_policy");
+        }
+        applies
+    }
+
+    /// Decides whether the policy must hold the request that starts here; returns whether it is
+    /// tracked (its body is then captured or scanned).
+    pub(super) fn track_request(
+        &mut self,
+        start: &FrameStart,
+        key: ApiKey,
+        info: &RequestHeaderInfo,
+        client: Client,
+        expects_response: bool,
+        sink: &mut dyn MetricSink,
+    ) -> bool {
+        let policy = std::rc::Rc::clone(&self.policy);
+        let client_id = info.client_id();
+        let rules = policy.applicable(&self.subject(client_id), key);
+        if rules.is_empty() {
+            return false;
+        }
+        let frame_bytes = u64::from(start.body_len) + 4;
+        let request = RequestInfo { key, version: info.id.api_version, frame_bytes, subject: self.subject(client_id) };
+        let mut early = policy.check(&rules, &request, Body::Unread, &mut |_| None);
+        let needs_body = policy.needs_body(&rules, key);
+        let too_large = frame_bytes > self.limits.hold_budget;
+        if too_large && needs_body {
+            if let Some(index) = policy.first_enforced(&rules) {
+                early.push(Violation {
+                    rule: index,
+                    check: "hold_budget_bytes",
+                    code: if key == ApiKey::Produce { codes::MESSAGE_TOO_LARGE } else { codes::POLICY_VIOLATION },
+                    detail: format!(
+                        "a request of {frame_bytes} bytes is larger than the hold budget ({}) and cannot be inspected",
+                        self.limits.hold_budget
+                    ),
+                    topics: None,
+                });
+            }
+        }
+        let enforced_now = early.iter().any(|v| policy.is_enforced(v));
+        if (!needs_body || too_large) && !enforced_now {
+            self.record(&early, key, &client, "audited", sink);
+            return false;
+        }
+        let payload = PolicyFrame {
+            correlation_id: expects_response.then_some(info.id.correlation_id),
+            key,
+            version: info.id.api_version,
+            client,
+            client_id: client_id.map(str::to_owned),
+            rules,
+            body: PolicyBody::None,
+            early: if too_large { early } else { Vec::new() },
+        };
+        let mut tracked = Tracked::new(start.offset, start.body_len, payload);
+        tracked.drain = too_large;
+        self.request_flow.track(tracked);
+        true
+    }
+
+    /// Counts and logs violations: enforced ones with `action` (`refused`, `dropped`; none when
+    /// `action` is `audited`, i.e. nothing was refused), audit ones as `audited`.
+    fn record(&mut self, violations: &[Violation], key: ApiKey, client: &Client, action: &'static str, sink: &mut dyn MetricSink) {
+        let api = api::name(key);
+        for violation in violations {
+            let Some(rule) = self.policy.rule(violation.rule) else { continue };
+            let action = match rule.mode {
+                Mode::Audit => "audited",
+                Mode::Enforce if action == "audited" => continue,
+                Mode::Enforce => action,
+            };
+            let topic = match topic_of(violation) {
+                Some(t) => sink.label(LabelKind::Topic, Some(t)),
+                None => Label::Static("-"),
+            };
+            let rule_label = Label::Owned(sanitize(&rule.name, 64).into());
+            sink.add(Metric::PolicyDecisions { rule: rule_label, action, api, client: client.clone(), topic }, 1);
+            match policy::log::admit(sink.now_micros(), self.policy.config.log_lines_per_second) {
+                Some(suppressed) => log::warn!(
+                    "policy {action}: {api} from {client}: {}{}",
+                    policy::message(rule, violation),
+                    if suppressed > 0 { format!(" ({suppressed} earlier lines suppressed)") } else { String::new() }
+                ),
+                None => sink.add(Metric::PolicyLogSuppressed, 1),
+            }
+        }
+    }
+
+    /// Decides, applies and holds the tracked request frames of this chunk.
+    pub(super) fn settle_requests<S: StreamBuffer + ?Sized>(
+        &mut self,
+        buffer: &mut S,
+        len: usize,
+        stream_end: u64,
+        sink: &mut dyn MetricSink,
+    ) -> Verdict {
+        if let Some(reason) = self.close_reason.take() {
+            return Verdict::Close(reason);
+        }
+        if self.policy.is_empty() {
+            return Verdict::Continue;
+        }
+        let mut finished = self.request_flow.take_finished(stream_end);
+        for frame in &mut finished {
+            if frame.fate == Fate::Undecided {
+                frame.fate = self.decide_request(frame, buffer, sink);
+            }
+        }
+        if let Some(reason) = self.close_reason.take() {
+            return Verdict::Close(reason);
+        }
+        let pending = self.requests.pending_start();
+        let settled = self.request_flow.settle(buffer, len, self.limits.hold_budget, finished, pending);
+        settled_verdict(settled, Direction::Request, sink)
+    }
+
+    /// Replaces or rewrites the tracked response frames of this chunk.
+    pub(super) fn settle_responses<S: StreamBuffer + ?Sized>(
+        &mut self,
+        buffer: &mut S,
+        len: usize,
+        stream_end: u64,
+        sink: &mut dyn MetricSink,
+    ) -> Verdict {
+        if self.policy.is_empty() {
+            return Verdict::Continue;
+        }
+        let mut finished = self.response_flow.take_finished(stream_end);
+        for frame in &mut finished {
+            if frame.fate == Fate::Undecided {
+                frame.fate = decide_response(&frame.payload, sink);
+            }
+        }
+        let pending = self.responses.pending_start();
+        let settled = self.response_flow.settle(buffer, len, self.limits.hold_budget, finished, pending);
+        settled_verdict(settled, Direction::Response, sink)
+    }
+
+    /// The fate of a whole (or drained) request frame.
+    fn decide_request<S: StreamBuffer + ?Sized>(&mut self, frame: &Tracked<PolicyFrame>, buffer: &mut S, sink: &mut dyn MetricSink) -> Fate {
+        let policy = std::rc::Rc::clone(&self.policy);
+        let p = &frame.payload;
+        let violations = if frame.drain {
+            p.early.clone()
+        } else {
+            let body = match &p.body {
+                PolicyBody::Produce(summary) => Body::Produce(summary),
+                PolicyBody::Decoded(request) => Body::Decoded(request),
+                PolicyBody::None => Body::Unread,
+            };
+            let request = RequestInfo { key: p.key, version: p.version, frame_bytes: frame.len(), subject: self.subject(p.client_id.as_deref()) };
+            let mut found = policy.check(&p.rules, &request, body, &mut |id| topics::name(sink, &TopicRef::Id(*id)));
+            if matches!(body, Body::Unread) && policy.needs_body(&p.rules, p.key) {
+                if let Some(index) = policy.first_enforced(&p.rules) {
+                    found.push(Violation {
+                        rule: index,
+                        check: "undecodable",
+                        code: codes::POLICY_VIOLATION,
+                        detail: "the request body did not decode, so the policy cannot clear it".into(),
+                        topics: None,
+                    });
+                }
+            }
+            found
+        };
+        let Some(first) = violations.iter().find(|v| policy.is_enforced(v)) else {
+            self.record(&violations, p.key, &p.client, "audited", sink);
+            return Fate::Forward;
+        };
+        let message = policy.rule(first.rule).map(|rule| policy::message(rule, first)).unwrap_or_default();
+        let code = first.code;
+        let Some(correlation_id) = p.correlation_id else {
+            // acks=0: the client expects no answer; the request is dropped and counted.
+            self.record(&violations, p.key, &p.client, "dropped", sink);
+            return Fate::Replace(Bytes::new());
+        };
+        self.record(&violations, p.key, &p.client, "refused", sink);
+        let enforced = violations.iter().filter(|v| policy.is_enforced(v));
+        // A Fetch is refused whole: stripping topics from an incremental fetch session would leave
+        // the broker's session and the client's disagreeing about which partitions it holds.
+        let whole_request = frame.drain || p.key == ApiKey::Fetch || enforced.clone().any(|v| v.topics.is_none());
+        if !whole_request {
+            let refused_topics: Vec<String> = enforced.flat_map(|v| v.topics.clone().unwrap_or_default()).collect();
+            match self.split(frame, buffer, &refused_topics, code, &message, sink) {
+                Some(fate) => return fate,
+                None => log::debug!("request not split by topic: refused whole"),
+            }
+        }
+        let request = match &p.body {
+            PolicyBody::Produce(summary) => refuse::produce_request_of(summary),
+            PolicyBody::Decoded(request) => (**request).clone(),
+            PolicyBody::None => return self.unanswerable(p.key),
+        };
+        let Some(response) = refusal::error_response(&request, p.version, code, Some(&message)) else {
+            return self.unanswerable(p.key);
+        };
+        response_errors::count_decoded(&response, api::name(p.key), &p.client, sink);
+        match refuse::response_frame(correlation_id, p.key, p.version, &response) {
+            Ok(bytes) => {
+                self.set_answer(correlation_id, Answer::Replace(bytes));
+                Fate::Replace(refuse::placeholder(correlation_id))
+            }
+            Err(e) => {
+                log::warn!("cannot encode the refusal of {} v{}: {e}", api::name(p.key), p.version);
+                self.unanswerable(p.key)
+            }
+        }
+    }
+
+    /// Forwards the request without the refused topics and arranges for their errors to join the
+    /// broker's response. `None` when the request cannot be split (API not topic-keyed, every
+    /// topic refused, bytes unreadable).
+    fn split<S: StreamBuffer + ?Sized>(
+        &mut self,
+        frame: &Tracked<PolicyFrame>,
+        buffer: &mut S,
+        refused_topics: &[String],
+        code: i16,
+        message: &str,
+        sink: &mut dyn MetricSink,
+    ) -> Option<Fate> {
+        let p = &frame.payload;
+        let correlation_id = p.correlation_id?;
+        let bytes = Bytes::from(self.request_flow.read_frame(frame, buffer)?);
+        let request = body::decode_request(&bytes.slice(4.min(bytes.len())..)).ok()?;
+        let mut refuse_topic = |name: &str, id: &[u8; 16]| {
+            let label = if name.is_empty() && id.iter().any(|b| *b != 0) {
+                topics::name(sink, &TopicRef::Id(*id)).unwrap_or_else(|| id_label(id))
+            } else {
+                name.to_string()
+            };
+            refused_topics.contains(&label)
+        };
+        let (kept, refused) = refusal::split_topics(&request.body, &mut refuse_topic)?;
+        if refusal::request_topics(&kept).is_empty() {
+            return None;
+        }
+        let refused_response = refusal::error_response(&refused, p.version, code, Some(message))?;
+        let kept_frame = body::encode_request(&request.header, &kept).ok()?;
+        response_errors::count_decoded(&refused_response, api::name(p.key), &p.client, sink);
+        self.set_answer(correlation_id, Answer::Merge(Box::new(refused_response)));
+        sink.add(Metric::PolicySplitRequests { api: api::name(p.key) }, 1);
+        Some(Fate::Replace(kept_frame))
+    }
+
+    fn set_answer(&mut self, correlation_id: i32, answer: Answer) {
+        if let Some(entry) = self.correlator.latest_mut(correlation_id) {
+            entry.extra.answer = Some(answer);
+        }
+    }
+
+    /// A request the filter must refuse but cannot answer in its API: the connection closes.
+    fn unanswerable(&mut self, key: ApiKey) -> Fate {
+        log::warn!("closing connection: the policy refuses a {} request the filter cannot answer", api::name(key));
+        self.close_reason = Some("policy_unanswerable");
+        Fate::Forward
+    }
+
+    /// Starts tracking a response the filter replaces or rewrites. `Some` is the disposition for
+    /// its frame; `None` leaves the response to the observing path.
+    pub(super) fn track_response(&mut self, start: &FrameStart, request: &InFlight<RequestContext>, sink: &mut dyn MetricSink) -> Option<Disposition> {
+        let fits = u64::from(start.body_len) + 4 <= self.limits.hold_budget;
+        let key = ApiKey::try_from(request.api_key).ok()?;
+        let (payload, fate, drain) = match &request.extra.answer {
+            Some(Answer::Replace(bytes)) => (AnswerFrame::Replace, Fate::Replace(bytes.clone()), true),
+            Some(Answer::Merge(refused)) if fits => {
+                (AnswerFrame::Merge { key, version: request.api_version, refused: refused.clone(), body: None }, Fate::Undecided, false)
+            }
+            Some(Answer::Merge(_)) => {
+                log::warn!("a {} response too large to hold cannot carry the refused topics' errors", api::name(key));
+                sink.add(Metric::PolicyMergeFailures, 1);
+                return None;
+            }
+            None if key == ApiKey::ApiVersions && !self.policy.is_empty() && fits => {
+                (AnswerFrame::Versions { version: request.api_version, body: None }, Fate::Undecided, false)
+            }
+            None => return None,
+        };
+        let mut tracked = Tracked::new(start.offset, start.body_len, payload);
+        tracked.fate = fate;
+        tracked.drain = drain;
+        self.response_flow.track(tracked);
+        Some(if drain { Disposition::Skip } else { Disposition::Capture })
+    }
+}
+
+fn settled_verdict(settled: crate::flow::Settled, direction: Direction, sink: &mut dyn MetricSink) -> Verdict {
+    if settled.moved_to_vm {
+        sink.add(Metric::FramesHeldInVm { direction }, 1);
+    }
+    if settled.failed {
+        log::error!("closing connection: an edit of the {} buffer failed, the stream can no longer be kept whole", direction.as_str());
+        sink.add(Metric::ConnectionsClosedByFilter { reason: "edit_failed" }, 1);
+        return Verdict::Close("edit_failed");
+    }
+    if settled.pause {
+        Verdict::Pause
+    } else {
+        Verdict::Continue
+    }
+}
+
+/// The fate of a whole tracked response.
+fn decide_response(frame: &AnswerFrame, sink: &mut dyn MetricSink) -> Fate {
+    match frame {
+        AnswerFrame::Replace => Fate::Forward,
+        AnswerFrame::Merge { key, version, refused, body: Some(body) } => {
+            let merged = body::decode_response(body, *key, *version).ok().and_then(|mut response| {
+                refusal::merge_topic_results(&mut response.body, (**refused).clone())
+                    .then(|| body::encode_response(&response.header, &response.body, *key, *version).ok())
+                    .flatten()
+            });
+            match merged {
+                Some(bytes) => Fate::Replace(bytes),
+                None => {
+                    log::warn!("could not merge the refused topics' errors into a {} response", api::name(*key));
+                    sink.add(Metric::PolicyMergeFailures, 1);
+                    Fate::Forward
+                }
+            }
+        }
+        AnswerFrame::Versions { version, body: Some(body) } => {
+            let Ok(mut response) = body::decode_response(body, ApiKey::ApiVersions, *version) else { return Fate::Forward };
+            let ResponseKind::ApiVersions(versions) = &mut response.body else { return Fate::Forward };
+            if !api::intersect_api_versions(versions) {
+                return Fate::Forward;
+            }
+            match body::encode_response(&response.header, &response.body, ApiKey::ApiVersions, *version) {
+                Ok(bytes) => {
+                    sink.add(Metric::ApiVersionsNarrowed, 1);
+                    Fate::Replace(bytes)
+                }
+                Err(_) => Fate::Forward,
+            }
+        }
+        _ => Fate::Forward,
+    }
+}

@@ -1,0 +1,388 @@
+//! The policy path end to end at the connection level, on an in-memory stand-in for Envoy's
+//! buffers with Envoy's exact edit semantics (prefix replace only; `Pause` keeps the bytes and the
+//! next callback sees them again followed by the new ones): refused requests are replaced by the
+//! placeholder under their correlation id, the broker's answer to it by the refusal, allowed
+//! requests and records pass byte for byte, and responses stay in request order however the
+//! streams are cut.
+
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_lens_codec::body;
+use kafka_lens_codec::frame::ChunkSource;
+use kafka_lens_codec::kafka_protocol::messages::{
+    api_versions_response::ApiVersion, create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic,
+    produce_request::{PartitionProduceData, TopicProduceData},
+    produce_response::{PartitionProduceResponse, TopicProduceResponse},
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind, TopicName,
+};
+use kafka_lens_codec::kafka_protocol::protocol::StrBytes;
+use kafka_lens_filter::config::Config;
+use kafka_lens_filter::connection::{Connection, Limits, Verdict};
+use kafka_lens_filter::flow::StreamBuffer;
+use kafka_lens_filter::metrics::Metric;
+use kafka_lens_filter::policy::Policy;
+use kafka_lens_filter::refuse;
+use kafka_lens_filter::testing::TestSink;
+use proptest::prelude::*;
+
+/// One of Envoy's connection buffers during a callback.
+struct EnvoyBuf<'a>(&'a mut Vec<u8>);
+
+impl ChunkSource for EnvoyBuf<'_> {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        match self.0.get(start..start + len) {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl StreamBuffer for EnvoyBuf<'_> {
+    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
+        if len > self.0.len() {
+            return false;
+        }
+        self.0.splice(..len, data.iter().copied());
+        true
+    }
+}
+
+/// One direction through Envoy: what sits in the buffer, what went on.
+#[derive(Default)]
+struct Side {
+    buffer: Vec<u8>,
+    forwarded: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+enum Dir {
+    Request,
+    Response,
+}
+
+struct Proxy {
+    conn: Connection,
+    sink: TestSink,
+    requests: Side,
+    responses: Side,
+    closed: Option<&'static str>,
+}
+
+impl Proxy {
+    fn new(config: &str) -> Self {
+        let config = Config::parse(config.as_bytes()).expect("config");
+        let conn = Connection::new(Limits::from(&config)).with_policy(Rc::new(Policy::new(config.policy.clone())));
+        Proxy { conn, sink: TestSink::default(), requests: Side::default(), responses: Side::default(), closed: None }
+    }
+
+    /// Delivers `bytes` in chunks of the given sizes (cycled), as Envoy would.
+    fn deliver(&mut self, dir: Dir, bytes: &[u8], sizes: &[usize]) {
+        let mut sizes = sizes.iter().cycle();
+        let mut pos = 0;
+        while pos < bytes.len() && self.closed.is_none() {
+            let n = (*sizes.next().unwrap()).max(1).min(bytes.len() - pos);
+            let side = match dir {
+                Dir::Request => &mut self.requests,
+                Dir::Response => &mut self.responses,
+            };
+            side.buffer.extend_from_slice(&bytes[pos..pos + n]);
+            let len = side.buffer.len();
+            let mut buf = EnvoyBuf(&mut side.buffer);
+            let verdict = match dir {
+                Dir::Request => self.conn.on_request_data(&mut buf, len, &mut self.sink),
+                Dir::Response => self.conn.on_response_data(&mut buf, len, &mut self.sink),
+            };
+            match verdict {
+                Verdict::Continue => {
+                    let drained: Vec<u8> = side.buffer.drain(..).collect();
+                    side.forwarded.extend(drained);
+                }
+                Verdict::Pause => {}
+                Verdict::Close(reason) => self.closed = Some(reason),
+            }
+            pos += n;
+        }
+    }
+}
+
+fn header(key: ApiKey, version: i16, correlation_id: i32) -> RequestHeader {
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("shop")))
+}
+
+fn request(key: ApiKey, version: i16, correlation_id: i32, body: RequestKind) -> Vec<u8> {
+    body::encode_request(&header(key, version, correlation_id), &body).expect("encode").to_vec()
+}
+
+fn response(key: ApiKey, version: i16, correlation_id: i32, body: ResponseKind) -> Vec<u8> {
+    body::encode_response(&ResponseHeader::default().with_correlation_id(correlation_id), &body, key, version).expect("encode").to_vec()
+}
+
+/// A magic-2 record batch of `records` records with `payload` bytes of record data.
+fn batch(records: i32, codec: i16, payload: usize, producer_id: i64) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32((49 + payload) as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(codec);
+    b.put_i32(records - 1);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(producer_id);
+    b.put_i16(if producer_id >= 0 { 0 } else { -1 });
+    b.put_i32(if producer_id >= 0 { 0 } else { -1 });
+    b.put_i32(records);
+    b.extend((0..payload).map(|i| (i * 7 + 3) as u8));
+    b.freeze()
+}
+
+fn produce(correlation_id: i32, acks: i16, topics: &[(&str, Bytes)]) -> Vec<u8> {
+    let data = topics
+        .iter()
+        .map(|(name, records)| {
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records.clone()))])
+        })
+        .collect();
+    request(ApiKey::Produce, 9, correlation_id, RequestKind::Produce(ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(data)))
+}
+
+fn metadata(correlation_id: i32) -> Vec<u8> {
+    let body = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("orders"))))]));
+    request(ApiKey::Metadata, 12, correlation_id, RequestKind::Metadata(body))
+}
+
+fn metadata_response(correlation_id: i32) -> Vec<u8> {
+    response(ApiKey::Metadata, 12, correlation_id, ResponseKind::Metadata(MetadataResponse::default().with_cluster_id(Some(StrBytes::from_static_str("c")))))
+}
+
+/// The broker's answer to the placeholder: ApiVersions v0.
+fn placeholder_answer(correlation_id: i32) -> Vec<u8> {
+    let body = ApiVersionsResponse::default().with_api_keys(vec![ApiVersion::default().with_api_key(0).with_min_version(0).with_max_version(11)]);
+    response(ApiKey::ApiVersions, 0, correlation_id, ResponseKind::ApiVersions(body))
+}
+
+fn produce_response(correlation_id: i32, topics: &[&str]) -> Vec<u8> {
+    let topics = topics
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                .with_partition_responses(vec![PartitionProduceResponse::default().with_index(0).with_base_offset(42)])
+        })
+        .collect();
+    response(ApiKey::Produce, 9, correlation_id, ResponseKind::Produce(ProduceResponse::default().with_responses(topics)))
+}
+
+/// Splits a stream into its frames (size prefix included).
+fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = stream;
+    while rest.len() >= 4 {
+        let n = 4 + i32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        out.push(rest[..n].to_vec());
+        rest = &rest[n..];
+    }
+    assert!(rest.is_empty(), "trailing bytes");
+    out
+}
+
+fn decode_produce_response(frame: &[u8]) -> (i32, ProduceResponse) {
+    let decoded = body::decode_response(&Bytes::copy_from_slice(&frame[4..]), ApiKey::Produce, 9).expect("decodes as Produce v9");
+    let ResponseKind::Produce(p) = decoded.body else { panic!() };
+    (decoded.header.correlation_id, p)
+}
+
+const ACKS_RULE: &str = r#"{"policy": {"rules": [
+    {"name": "payments-acks", "match": {"topics": [{"prefix": "payments."}]}, "produce": {"acks": [-1]}}]}}"#;
+
+fn sizes() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop_oneof![3 => 1usize..16, 2 => 16usize..300, 1 => 300usize..5000], 1..12)
+}
+
+/// Pipelined: an allowed request, a refused one, an allowed one; any cut of either stream.
+fn pipelined_violation_in_the_middle(config: &str, request_sizes: &[usize], response_sizes: &[usize]) -> Proxy {
+    pipelined_after(config, metadata(1), request_sizes, response_sizes)
+}
+
+/// The same, behind `first` (correlation id 1, answered by a Metadata response).
+fn pipelined_after(config: &str, first: Vec<u8>, request_sizes: &[usize], response_sizes: &[usize]) -> Proxy {
+    let mut proxy = Proxy::new(config);
+    let bad = produce(2, 1, &[("payments.cards", batch(3, 0, 700, -1))]);
+    let stream = [first.clone(), bad, metadata(3)].concat();
+    proxy.deliver(Dir::Request, &stream, request_sizes);
+    assert!(proxy.requests.buffer.is_empty(), "requests held after the stream ended");
+    assert_eq!(proxy.requests.forwarded, [first, refuse::placeholder(2).to_vec(), metadata(3)].concat());
+    let answers = [metadata_response(1), placeholder_answer(2), metadata_response(3)].concat();
+    proxy.deliver(Dir::Response, &answers, response_sizes);
+    assert!(proxy.responses.buffer.is_empty(), "responses held after the stream ended");
+    let got = frames(&proxy.responses.forwarded);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], metadata_response(1));
+    assert_eq!(got[2], metadata_response(3));
+    let (correlation_id, refused) = decode_produce_response(&got[1]);
+    assert_eq!(correlation_id, 2);
+    let partition = &refused.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 21, "INVALID_REQUIRED_ACKS");
+    assert!(partition.error_message.as_ref().unwrap().contains("payments-acks"));
+    assert_eq!(proxy.closed, None);
+    proxy
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_refusal_keeps_its_place_in_the_response_order(request_sizes in sizes(), response_sizes in sizes()) {
+        pipelined_violation_in_the_middle(ACKS_RULE, &request_sizes, &response_sizes);
+    }
+
+    #[test]
+    fn a_small_hold_budget_moves_held_bytes_into_the_vm_and_keeps_the_stream_whole(request_sizes in sizes(), response_sizes in sizes()) {
+        pipelined_after(SMALL_BUDGET, big_unpoliced_request(), &request_sizes, &response_sizes);
+    }
+}
+
+const SMALL_BUDGET: &str = r#"{"policy": {"hold_budget_bytes": 1024, "rules": [
+    {"name": "payments-acks", "match": {"topics": [{"prefix": "payments."}]}, "produce": {"acks": [-1]}}]}}"#;
+
+/// A request no rule concerns, larger than the small hold budget, under correlation id 1. (A
+/// Produce that large would be refused unread: the rule needs its body.)
+fn big_unpoliced_request() -> Vec<u8> {
+    let topics = (0..200).map(|i| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(format!("topic-{i:04}")))))).collect();
+    request(ApiKey::Metadata, 12, 1, RequestKind::Metadata(MetadataRequest::default().with_topics(Some(topics))))
+}
+
+#[test]
+fn held_bytes_move_into_the_vm_when_a_pause_would_exceed_the_budget() {
+    // The big allowed request and the start of the refused one arrive together: pausing would keep
+    // more than the budget in Envoy's buffer, so the refused one's first bytes move into the VM.
+    let first = big_unpoliced_request();
+    let proxy = pipelined_after(SMALL_BUDGET, first.clone(), &[first.len() + 100, 7, 50, 5000], &[usize::MAX]);
+    assert!(proxy.sink.sum(|m| matches!(m, Metric::FramesHeldInVm { .. })) >= 1);
+}
+
+#[test]
+fn refusals_are_counted_per_rule_api_client_and_topic() {
+    let proxy = pipelined_violation_in_the_middle(ACKS_RULE, &[usize::MAX], &[usize::MAX]);
+    let refused = proxy.sink.sum(|m| {
+        matches!(m, Metric::PolicyDecisions { rule, action: "refused", api: "Produce", topic, client }
+            if rule.as_str() == "payments-acks" && topic.as_str() == "payments.cards" && client.client_id.as_str() == "shop")
+    });
+    assert_eq!(refused, 1);
+}
+
+#[test]
+fn allowed_produce_passes_byte_for_byte() {
+    let mut proxy = Proxy::new(ACKS_RULE);
+    let good = produce(5, -1, &[("payments.cards", batch(10, 4, 3000, 7))]);
+    let other = produce(6, 1, &[("orders", batch(2, 0, 100, -1))]);
+    let stream = [good, other].concat();
+    proxy.deliver(Dir::Request, &stream, &[100, 3, 2000]);
+    assert_eq!(proxy.requests.forwarded, stream);
+    assert_eq!(proxy.sink.sum(|m| matches!(m, Metric::PolicyDecisions { .. })), 0);
+}
+
+#[test]
+fn acks_zero_violations_are_dropped_without_an_answer() {
+    let mut proxy = Proxy::new(ACKS_RULE);
+    let stream = [metadata(1), produce(2, 0, &[("payments.cards", batch(1, 0, 10, -1))]), metadata(3)].concat();
+    proxy.deliver(Dir::Request, &stream, &[usize::MAX]);
+    assert_eq!(proxy.requests.forwarded, [metadata(1), metadata(3)].concat());
+    assert_eq!(proxy.sink.sum(|m| matches!(m, Metric::PolicyDecisions { action: "dropped", .. })), 1);
+}
+
+#[test]
+fn audit_mode_forwards_and_counts() {
+    let config = r#"{"policy": {"rules": [{"name": "acks-audit", "mode": "audit", "produce": {"acks": [-1]}}]}}"#;
+    let mut proxy = Proxy::new(config);
+    let stream = produce(2, 1, &[("payments.cards", batch(3, 0, 70, -1))]);
+    proxy.deliver(Dir::Request, &stream, &[7]);
+    assert_eq!(proxy.requests.forwarded, stream);
+    assert_eq!(proxy.sink.sum(|m| matches!(m, Metric::PolicyDecisions { action: "audited", .. })), 1);
+}
+
+#[test]
+fn a_mixed_request_loses_only_the_refused_topics_and_gets_their_errors_merged() {
+    let config = r#"{"policy": {"rules": [{"name": "no-payments", "match": {"topics": [{"prefix": "payments."}]}, "deny": true}]}}"#;
+    let mut proxy = Proxy::new(config);
+    let orders = batch(4, 0, 500, -1);
+    let stream = produce(9, -1, &[("payments.cards", batch(3, 0, 300, -1)), ("orders", orders.clone())]);
+    proxy.deliver(Dir::Request, &stream, &[50]);
+    let forwarded = frames(&proxy.requests.forwarded);
+    assert_eq!(forwarded.len(), 1);
+    let kept = body::decode_request(&Bytes::copy_from_slice(&forwarded[0][4..])).unwrap();
+    let RequestKind::Produce(kept) = kept.body else { panic!() };
+    assert_eq!(kept.topic_data.len(), 1);
+    assert_eq!(kept.topic_data[0].name.as_str(), "orders");
+    assert_eq!(kept.topic_data[0].partition_data[0].records.as_ref(), Some(&orders), "records byte-identical");
+    proxy.deliver(Dir::Response, &produce_response(9, &["orders"]), &[11]);
+    let (correlation_id, merged) = decode_produce_response(&proxy.responses.forwarded);
+    assert_eq!(correlation_id, 9);
+    let by_topic: Vec<(String, i16)> = merged.responses.iter().map(|t| (t.name.to_string(), t.partition_responses[0].error_code)).collect();
+    assert_eq!(by_topic, vec![("orders".to_string(), 0), ("payments.cards".to_string(), 29)]);
+}
+
+#[test]
+fn a_request_too_large_to_hold_is_refused_as_it_passes() {
+    let config = r#"{"policy": {"hold_budget_bytes": 4096, "rules": [{"name": "compression", "produce": {"compression": ["zstd"]}}]}}"#;
+    let mut proxy = Proxy::new(config);
+    let big = produce(2, -1, &[("orders", batch(50, 4, 20_000, -1))]);
+    let stream = [metadata(1), big, metadata(3)].concat();
+    proxy.deliver(Dir::Request, &stream, &[1000, 37]);
+    assert_eq!(proxy.requests.forwarded, [metadata(1), refuse::placeholder(2).to_vec(), metadata(3)].concat());
+    proxy.deliver(Dir::Response, &[metadata_response(1), placeholder_answer(2), metadata_response(3)].concat(), &[5]);
+    let got = frames(&proxy.responses.forwarded);
+    let (_, refused) = decode_produce_response(&got[1]);
+    assert_eq!(refused.responses[0].partition_responses[0].error_code, 10, "MESSAGE_TOO_LARGE");
+}
+
+#[test]
+fn create_topics_naming_convention() {
+    let config = r#"{"policy": {"rules": [{"name": "naming", "create_topics": {"name_pattern": "[a-z]+\\.[a-z]+", "replication_factor": {"max": 3}}}]}}"#;
+    let mut proxy = Proxy::new(config);
+    let topics = vec![CreatableTopic::default().with_name(TopicName(StrBytes::from_static_str("Bad_Name"))).with_num_partitions(1).with_replication_factor(1)];
+    let stream = request(ApiKey::CreateTopics, 5, 4, RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(topics)));
+    proxy.deliver(Dir::Request, &stream, &[9]);
+    assert_eq!(proxy.requests.forwarded, refuse::placeholder(4).to_vec());
+    proxy.deliver(Dir::Response, &placeholder_answer(4), &[3]);
+    let decoded = body::decode_response(&Bytes::copy_from_slice(&proxy.responses.forwarded[4..]), ApiKey::CreateTopics, 5).unwrap();
+    let ResponseKind::CreateTopics(created) = decoded.body else { panic!() };
+    assert_eq!(created.topics[0].error_code, 17, "INVALID_TOPIC_EXCEPTION");
+}
+
+#[test]
+fn api_versions_are_narrowed_to_what_the_filter_decodes() {
+    let mut proxy = Proxy::new(ACKS_RULE);
+    proxy.deliver(Dir::Request, &request(ApiKey::ApiVersions, 3, 1, RequestKind::ApiVersions(ApiVersionsRequest::default())), &[5]);
+    let keys = vec![
+        ApiVersion::default().with_api_key(0).with_min_version(0).with_max_version(99),
+        ApiVersion::default().with_api_key(1).with_min_version(4).with_max_version(12),
+        ApiVersion::default().with_api_key(999).with_min_version(0).with_max_version(1),
+    ];
+    proxy.deliver(Dir::Response, &response(ApiKey::ApiVersions, 3, 1, ResponseKind::ApiVersions(ApiVersionsResponse::default().with_api_keys(keys))), &[6]);
+    let decoded = body::decode_response(&Bytes::copy_from_slice(&proxy.responses.forwarded[4..]), ApiKey::ApiVersions, 3).unwrap();
+    let ResponseKind::ApiVersions(v) = decoded.body else { panic!() };
+    let ranges: Vec<(i16, i16, i16)> = v.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    let produce_max = kafka_lens_codec::api::versions(ApiKey::Produce).max;
+    assert_eq!(ranges, vec![(0, 0.max(kafka_lens_codec::api::versions(ApiKey::Produce).min), produce_max), (1, 4, 12)]);
+}
+
+#[test]
+fn without_a_policy_nothing_is_held_or_edited() {
+    let mut proxy = Proxy::new("{}");
+    let stream = [metadata(1), produce(2, 1, &[("payments.cards", batch(3, 0, 700, -1))])].concat();
+    proxy.deliver(Dir::Request, &stream, &[13]);
+    assert_eq!(proxy.requests.forwarded, stream);
+}
