@@ -52,8 +52,9 @@ def sasl_broker(workdir: Path, sasl_proxy_port: int):
 
 
 @pytest.fixture
-def sasl_envoy(workdir: Path, sasl_proxy_port: int, sasl_broker: Broker):
-    e = Envoy(sasl_proxy_port, sasl_broker.port, workdir)
+def sasl_envoy(request, workdir: Path, sasl_proxy_port: int, sasl_broker: Broker):
+    marker = request.node.get_closest_marker("filter_config")
+    e = Envoy(sasl_proxy_port, sasl_broker.port, workdir, filter_config=marker.args[0] if marker else None)
     yield e
     e.stop()
 
@@ -87,14 +88,19 @@ def confluent_produce(conf: dict, topic: str, n: int) -> None:
 
 def kafka_python_produce(port: int, mechanism: str, user: str, password: str, topic: str, n: int,
                          **extra) -> None:
+    """Produces `n` records; a record the broker (or the policy) refuses raises its error."""
     from kafka import KafkaProducer
-    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", client_id="identity-kafka-python",
-                             security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,
-                             sasl_plain_username=user, sasl_plain_password=password, acks="all", **extra)
-    for i in range(n):
-        producer.send(topic, f"record-{i}".encode())
-    producer.flush(30)
-    producer.close(5)
+    extra.setdefault("client_id", "identity-kafka-python")
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", security_protocol="SASL_PLAINTEXT",
+                             sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password,
+                             acks="all", **extra)
+    try:
+        futures = [producer.send(topic, f"record-{i}".encode()) for i in range(n)]
+        producer.flush(30)
+        for future in futures:
+            future.get(timeout=30)
+    finally:
+        producer.close(5)
 
 
 def refused_login(conf: dict) -> str:
@@ -132,6 +138,29 @@ def test_scram_users_label_per_client_metrics(sasl_envoy, sasl_proxy_port):
     assert m.get("kafka_sasl_authentications_total", mechanism="SCRAM-SHA-256", result="success") >= 1
     assert m.get("kafka_sasl_authentications_total", mechanism="SCRAM-SHA-512", result="success") >= 1
     assert m.get("kafka_sasl_authentications_total", result="failure") == 0
+
+
+@pytest.mark.filter_config({"policy": {"rules": [
+    {"name": "bob-not-payments", "match": {"sasl_user": {"exact": "bob"}, "apis": ["Produce"],
+                                          "topics": [{"prefix": "payments."}]}, "deny": True}]}})
+def test_a_policy_rule_keyed_on_the_sasl_user_allows_one_user_and_denies_another(sasl_envoy, sasl_proxy_port):
+    """The SASL user the broker accepted is a security boundary (a client id is not): bob may not
+    write payments topics, alice may; both send the same client id."""
+    from kafka.errors import KafkaError as PyKafkaError
+    port = sasl_proxy_port
+    topic = f"payments.{uuid.uuid4().hex[:8]}"
+    alice = confluent_conf(port, "SCRAM-SHA-256", "alice", USERS["alice"], "shared-client-id")
+    create_topic(alice, topic)
+    confluent_produce(alice, topic, 10)
+    with pytest.raises(PyKafkaError) as failure:
+        kafka_python_produce(port, "SCRAM-SHA-512", "bob", USERS["bob"], topic, 1, retries=0, client_id="shared-client-id",
+                             max_block_ms=10_000)
+    assert getattr(failure.value, "errno", None) == 29, repr(failure.value)  # TOPIC_AUTHORIZATION_FAILED
+
+    m = sasl_envoy.settled_metrics()
+    assert m.by_label("kafka_produced_records_total", "identity") == {"sasl:alice": 10}
+    assert m.get("kafka_policy_decisions_total", rule="bob-not-payments", action="refused", identity="sasl:bob") >= 1
+    assert m.get("kafka_policy_decisions_total", identity="sasl:alice") == 0
 
 
 def test_v0_raw_sasl_tokens_pass_through_and_label(sasl_envoy, sasl_proxy_port):
@@ -222,13 +251,20 @@ def terminate_mtls(certs: dict[str, Path]):
     return transform
 
 
+MTLS_POLICY = {"policy": {"rules": [
+    {"name": "orders-sa-not-payments", "match": {"principal": {"exact": SPIFFE}, "apis": ["Produce"],
+                                                 "topics": [{"prefix": "payments."}]}, "deny": True}]}}
+
+
 def test_mtls_peer_principal_is_the_identity(workdir, tmp_path, broker):
     """Envoy terminates TLS with client certificates (as the broker-side Istio sidecar does); the
-    filter reads the verified URI SAN from Envoy's connection properties."""
+    filter reads the verified URI SAN from Envoy's connection properties, and a policy rule keyed on
+    it applies."""
+    from confluent_kafka import KafkaError, Producer
     certs = make_certs(tmp_path)
     port = free_port()
     mtls_broker = Broker(free_port(), port, workdir)
-    envoy = Envoy(port, mtls_broker.port, workdir, transform=terminate_mtls(certs))
+    envoy = Envoy(port, mtls_broker.port, workdir, transform=terminate_mtls(certs), filter_config=MTLS_POLICY)
     try:
         conf = {
             "bootstrap.servers": f"127.0.0.1:{port}", "client.id": "identity-mtls",
@@ -242,6 +278,22 @@ def test_mtls_peer_principal_is_the_identity(workdir, tmp_path, broker):
         assert m.by_label("kafka_produced_records_total", "identity") == {f"mtls:{SPIFFE}": 12}
         assert m.get("kafka_requests_total", api="Produce", client_id="identity-mtls", identity=f"mtls:{SPIFFE}") >= 1
         assert m.get("kafka_non_kafka_connections_total") == 0  # Envoy decrypted it
+
+        # The principal may not write payments topics.
+        payments = f"payments.{uuid.uuid4().hex[:8]}"
+        create_topic(conf, payments)
+        errors = []
+        producer = Producer({**conf, "message.send.max.retries": 0})
+        for i in range(3):
+            producer.produce(payments, value=b"denied", on_delivery=lambda err, _m: errors.append(err))
+        assert producer.flush(30) == 0
+        del producer
+        gc.collect()
+        assert [e.code() if e else None for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3, errors
+        m = envoy.settled_metrics()
+        assert m.get("kafka_policy_decisions_total", rule="orders-sa-not-payments", action="refused",
+                     identity=f"mtls:{SPIFFE}", topic=payments) >= 1
+        assert m.by_label("kafka_produced_records_total", "identity") == {f"mtls:{SPIFFE}": 12}
     finally:
         envoy.stop()
         mtls_broker.stop()

@@ -40,7 +40,8 @@ NO_DATA_WITH_TANSU = {"kafka_produce_failed_records_total"}
 def test_alert_rules_pass_promtool():
     p = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "SUCCESS: 5 rules found" in p.stdout, p.stdout
+    rules = sum(len(g["rules"]) for g in yaml.safe_load(ALERTS.read_text())["groups"])
+    assert f"SUCCESS: {rules} rules found" in p.stdout and rules == 6, p.stdout
 
 
 def test_dashboard_matches_the_grafana_schema():
@@ -127,6 +128,9 @@ def induce_errors_and_bad_frames(port: int, admin) -> None:
         for f in admin.create_topics([NewTopic("prom-traffic", 2, 1)]).values():
             with pytest.raises(KafkaException):
                 f.result(30)
+    # Requests a policy rule refuses: Metadata from a client the rule denies everything.
+    for i in range(3):
+        exchange(port, kafka_frame(3, 1, i, b"prom-violator", struct.pack(">i", -1)))
     # Frames the filter cannot decode, each after a good ApiVersions on its own connection (the
     # broker may close it).
     bad = [
@@ -152,7 +156,8 @@ def struct_frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-@pytest.mark.filter_config({"labels": {"max_client_ids": 30}})
+@pytest.mark.filter_config({"labels": {"max_client_ids": 30}, "policy": {"rules": [
+    {"name": "prom-violator-denied", "match": {"client_id": {"exact": "prom-violator"}}, "deny": True}]}})
 def test_dashboard_queries_return_data_and_every_alert_fires(envoy, tap, workdir, tmp_path):
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic

@@ -332,3 +332,282 @@ impl PolicyConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigError};
+
+    fn parse(json: &str) -> Result<Config, ConfigError> {
+        Config::parse(json.as_bytes())
+    }
+
+    /// The error for a policy of one rule named `r` with the given further fields.
+    fn rule_error(fields: &str) -> ConfigError {
+        policy_error(&format!(r#""rules": [{{"name": "r", {fields}}}]"#))
+    }
+
+    /// The error for a policy with the given fields.
+    fn policy_error(fields: &str) -> ConfigError {
+        let json = format!(r#"{{"policy": {{{fields}}}}}"#);
+        match parse(&json) {
+            Ok(config) => panic!("{json} parsed: {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_error(e: &ConfigError, field: &str, message_part: &str) {
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(message_part), "{e} lacks {message_part:?}");
+    }
+
+    #[test]
+    fn a_bad_regex_names_its_field() {
+        let e = rule_error(r#""match": {"client_id": {"regex": "("}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.client_id.regex", "invalid regex \"(\"");
+        let e = rule_error(r#""client_id": {"pattern": "[a-"}"#);
+        assert_error(&e, "policy.rules[0].client_id.pattern", "invalid regex");
+        let e = rule_error(r#""create_topics": {"name_pattern": "a{2,1}"}"#);
+        assert_error(&e, "policy.rules[0].create_topics.name_pattern", "invalid regex");
+        let e = rule_error(r#""match": {"topics": [{"exact": "a"}, {"regex": "*"}]}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.topics[1].regex", "invalid regex");
+    }
+
+    #[test]
+    fn an_unknown_api_name_names_its_field() {
+        let e = rule_error(r#""match": {"apis": ["Produce", "Nope"]}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.apis", "unknown Kafka API \"Nope\"");
+        let e = rule_error(r#""allowed_apis": ["Produce", "produce"]"#);
+        assert_error(&e, "policy.rules[0].allowed_apis", "unknown Kafka API \"produce\"");
+        let e = rule_error(r#""match": {"except": {"client_id": {"exact": "a"}}, "apis": ["Fetch", "ApiVersion"]}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.apis", "unknown Kafka API \"ApiVersion\"");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        let e = rule_error(r#""deny": true, "colour": 1"#);
+        assert_error(&e, "policy.rules[0].colour", "unknown field `colour`");
+        let e = rule_error(r#""match": {"client": {"exact": "a"}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.client", "unknown field `client`");
+        let e = rule_error(r#""match": {"client_id": {"glob": "a*"}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.client_id", "unknown variant `glob`");
+        let e = rule_error(r#""produce": {"ack": [1]}"#);
+        assert_error(&e, "policy.rules[0].produce.ack", "unknown field `ack`");
+        let e = rule_error(r#""create_topics": {"partitions": {"min": 1, "maximum": 3}}"#);
+        assert_error(&e, "policy.rules[0].create_topics.partitions.maximum", "unknown field `maximum`");
+        let e = rule_error(r#""fetch": {"max_bytes": 1, "min_bytes": 1}"#);
+        assert_error(&e, "policy.rules[0].fetch.min_bytes", "unknown field `min_bytes`");
+        let e = rule_error(r#""client_id": {"required": true, "regex": "a"}"#);
+        assert_error(&e, "policy.rules[0].client_id.regex", "unknown field `regex`");
+        let e = rule_error(r#""deny": true, "mode": "dry-run""#);
+        assert_error(&e, "policy.rules[0].mode", "unknown variant `dry-run`");
+        let e = policy_error(r#""rule": []"#);
+        assert_error(&e, "policy.rule", "unknown field `rule`");
+        // A rule without a name is a serde error at the rule.
+        let e = policy_error(r#""rules": [{"deny": true}]"#);
+        assert_error(&e, "policy.rules[0]", "missing field `name`");
+    }
+
+    #[test]
+    fn rule_names_are_unique_and_present() {
+        let e = policy_error(r#""rules": [{"name": "a", "deny": true}, {"name": "b", "deny": true}, {"name": "a", "fetch": {}}]"#);
+        assert_error(&e, "policy.rules[2].name", "duplicate rule name \"a\"");
+        let e = policy_error(r#""rules": [{"name": "", "deny": true}]"#);
+        assert_error(&e, "policy.rules[0].name", "must not be empty");
+    }
+
+    #[test]
+    fn a_rule_must_check_something() {
+        let e = policy_error(r#""rules": [{"name": "a", "deny": true}, {"name": "idle", "match": {"apis": ["Produce"]}}]"#);
+        assert_error(&e, "policy.rules[1]", "rule \"idle\" checks nothing");
+        // `deny: false` is no check either.
+        let e = rule_error(r#""deny": false, "mode": "audit""#);
+        assert_error(&e, "policy.rules[0]", "checks nothing");
+        // An empty check section is a check (it bounds nothing, but says what the rule is about).
+        assert!(parse(r#"{"policy": {"rules": [{"name": "r", "fetch": {}}]}}"#).is_ok());
+    }
+
+    #[test]
+    fn produce_codecs_and_acks_are_checked() {
+        let e = rule_error(r#""produce": {"compression": ["zstd", "brotli"]}"#);
+        assert_error(&e, "policy.rules[0].produce.compression[1]", "unknown codec \"brotli\"");
+        let e = rule_error(r#""produce": {"compression": ["ZSTD"]}"#);
+        assert_error(&e, "policy.rules[0].produce.compression[0]", "unknown codec \"ZSTD\"");
+        let e = rule_error(r#""produce": {"acks": [-1, 2]}"#);
+        assert_error(&e, "policy.rules[0].produce.acks[1]", "acks is -1, 0 or 1, got 2");
+        let e = rule_error(r#""produce": {"acks": [-2]}"#);
+        assert_error(&e, "policy.rules[0].produce.acks[0]", "got -2");
+        // Out of i16 range: a serde error at the value.
+        let e = rule_error(r#""produce": {"acks": [70000]}"#);
+        assert_eq!(e.field, "policy.rules[0].produce.acks[0]", "{e}");
+        let ok = parse(r#"{"policy": {"rules": [{"name": "r", "produce": {"acks": [-1, 0, 1], "compression": ["none", "gzip", "snappy", "lz4", "zstd"]}}]}}"#);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn match_topics_may_not_be_empty() {
+        let e = rule_error(r#""match": {"topics": []}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.topics", "an empty list matches no topic");
+    }
+
+    #[test]
+    fn match_except_names_clients_only() {
+        let e = rule_error(r#""match": {"except": {"client_id": {"exact": "admin"}, "apis": ["Produce"]}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.except", "names clients only");
+        let e = rule_error(r#""match": {"except": {"topics": [{"exact": "t"}]}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.except", "names clients only");
+        let e = rule_error(r#""match": {"except": {"sasl_user": {"exact": "a"}, "except": {"principal": {"exact": "b"}}}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.except", "names clients only");
+        let e = rule_error(r#""match": {"except": {}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.except", "is empty");
+        let e = rule_error(r#""match": {"except": {"user": {"exact": "a"}}}, "deny": true"#);
+        assert_error(&e, "policy.rules[0].match.except.user", "unknown field `user`");
+    }
+
+    #[test]
+    fn hold_budget_has_a_floor() {
+        let e = policy_error(r#""hold_budget_bytes": 10"#);
+        assert_error(&e, "policy.hold_budget_bytes", "must be at least 1024, got 10");
+        let e = policy_error(r#""hold_budget_bytes": 1023"#);
+        assert_eq!(e.field, "policy.hold_budget_bytes");
+        let e = policy_error(r#""hold_budget_bytes": -1"#);
+        assert_eq!(e.field, "policy.hold_budget_bytes");
+        assert_eq!(parse(r#"{"policy": {"hold_budget_bytes": 1024}}"#).map(|c| c.policy.hold_budget_bytes), Ok(1024));
+        // The floor holds without rules too, and the default passes it.
+        assert!(DEFAULT_HOLD_BUDGET_BYTES >= 1024);
+        assert_eq!(PolicyConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn bounds_are_ordered() {
+        let e = rule_error(r#""create_topics": {"partitions": {"min": 12, "max": 3}}"#);
+        assert_error(&e, "policy.rules[0].create_topics.partitions", "min 12 exceeds max 3");
+        let e = rule_error(r#""create_topics": {"partitions": {"min": 1, "max": 3}, "replication_factor": {"min": 3, "max": 2}}"#);
+        assert_error(&e, "policy.rules[0].create_topics.replication_factor", "min 3 exceeds max 2");
+        // Equal bounds and one-sided bounds are fine.
+        let ok = parse(r#"{"policy": {"rules": [{"name": "r", "create_topics": {"partitions": {"min": 3, "max": 3}, "replication_factor": {"min": 2}}}]}}"#);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn errors_name_the_rule_by_its_index() {
+        let e = policy_error(r#""rules": [{"name": "a", "deny": true}, {"name": "b", "produce": {"acks": [3]}}]"#);
+        assert_eq!(e.field, "policy.rules[1].produce.acks[0]");
+    }
+
+    const FULL: &str = r#"{"policy": {
+        "hold_budget_bytes": 65536,
+        "log_lines_per_second": 3,
+        "rules": [
+            {"name": "everything", "mode": "audit",
+             "match": {
+                 "client_id": {"prefix": "shop-"},
+                 "principal": {"exact": "spiffe://cluster/ns/shop/sa/app"},
+                 "sasl_user": {"regex": "svc-[a-z]+"},
+                 "source_address": {"prefix": "10.0."},
+                 "apis": ["Produce", "CreateTopics", "CreatePartitions", "Fetch"],
+                 "topics": [{"exact": "orders"}, {"prefix": "payments."}, {"regex": "audit-[0-9]+"}],
+                 "except": {"client_id": {"exact": "shop-admin"}, "principal": {"prefix": "spiffe://admin/"},
+                            "sasl_user": {"exact": "root"}, "source_address": {"exact": "127.0.0.1:1"}}
+             },
+             "deny": true,
+             "allowed_apis": ["Produce", "Fetch"],
+             "max_request_bytes": 1048576,
+             "client_id": {"required": true, "pattern": "shop-[a-z]+"},
+             "produce": {"acks": [-1], "compression": ["zstd", "lz4"], "max_batch_bytes": 1000000, "require_idempotence": true},
+             "create_topics": {"name_pattern": "[a-z]+\\.[a-z]+", "partitions": {"min": 1, "max": 64},
+                               "replication_factor": {"min": 3, "max": 3},
+                               "forbidden_configs": {"retention.ms": "-1", "cleanup.policy": "*"},
+                               "required_configs": ["min.insync.replicas"]},
+             "fetch": {"max_bytes": 52428800, "max_wait_ms": 500}},
+            {"name": "minimal", "deny": true}
+        ]}}"#;
+
+    #[test]
+    fn a_full_config_parses_with_every_field() {
+        let config = parse(FULL).unwrap();
+        let p = &config.policy;
+        assert_eq!(p.hold_budget_bytes, 65536);
+        assert_eq!(p.log_lines_per_second, 3);
+        assert_eq!(p.rules.len(), 2);
+        let r = &p.rules[0];
+        assert_eq!(r.name, "everything");
+        assert_eq!(r.mode, Mode::Audit);
+        assert_eq!(r.mode.as_str(), "audit");
+        let m = &r.matches;
+        assert_eq!(m.client_id, Some(StringMatch::Prefix("shop-".into())));
+        assert_eq!(m.principal, Some(StringMatch::Exact("spiffe://cluster/ns/shop/sa/app".into())));
+        assert!(matches!(&m.sasl_user, Some(StringMatch::Regex(_))));
+        assert_eq!(m.source_address, Some(StringMatch::Prefix("10.0.".into())));
+        assert_eq!(m.apis, Some(ApiList(vec![ApiKey::Produce, ApiKey::CreateTopics, ApiKey::CreatePartitions, ApiKey::Fetch])));
+        let topics = m.topics.as_ref().unwrap();
+        assert_eq!(topics.len(), 3);
+        assert!(topics[2].matches("audit-42") && !topics[2].matches("audit-x"));
+        let except = m.except.as_deref().unwrap();
+        assert_eq!(except.client_id, Some(StringMatch::Exact("shop-admin".into())));
+        assert!(except.principal.is_some() && except.sasl_user.is_some() && except.source_address.is_some());
+        assert!(r.deny);
+        assert_eq!(r.allowed_apis, Some(ApiList(vec![ApiKey::Produce, ApiKey::Fetch])));
+        assert_eq!(r.max_request_bytes, Some(1_048_576));
+        let client_id = r.client_id.as_ref().unwrap();
+        assert!(client_id.required);
+        assert!(client_id.pattern.as_ref().unwrap().0.is_match("shop-cart"));
+        let produce = r.produce.as_ref().unwrap();
+        assert_eq!(produce.acks, Some(vec![-1]));
+        assert_eq!(produce.compression, Some(vec!["zstd".to_string(), "lz4".to_string()]));
+        assert_eq!(produce.max_batch_bytes, Some(1_000_000));
+        assert!(produce.require_idempotence);
+        let create = r.create_topics.as_ref().unwrap();
+        assert!(create.name_pattern.as_ref().unwrap().0.is_match("team.orders"));
+        assert_eq!(create.partitions, Some(Bounds { min: Some(1), max: Some(64) }));
+        assert_eq!(create.replication_factor, Some(Bounds { min: Some(3), max: Some(3) }));
+        assert_eq!(create.forbidden_configs.get("cleanup.policy").map(String::as_str), Some("*"));
+        assert_eq!(create.forbidden_configs.get("retention.ms").map(String::as_str), Some("-1"));
+        assert_eq!(create.required_configs, vec!["min.insync.replicas".to_string()]);
+        assert_eq!(r.fetch, Some(FetchCheck { max_bytes: Some(52_428_800), max_wait_ms: Some(500) }));
+        // Defaults of the minimal rule.
+        let minimal = &p.rules[1];
+        assert_eq!(minimal.mode, Mode::Enforce);
+        assert_eq!(minimal.matches, Match::default());
+        assert!(minimal.allowed_apis.is_none() && minimal.produce.is_none() && minimal.fetch.is_none());
+        // Configurations compare equal when written the same (reloads).
+        assert_eq!(parse(FULL).unwrap(), config);
+    }
+
+    #[test]
+    fn policy_defaults() {
+        let config = parse(r#"{"policy": {}}"#).unwrap();
+        assert_eq!(config.policy, PolicyConfig::default());
+        assert!(config.policy.is_empty());
+        assert_eq!(config.policy.hold_budget_bytes, DEFAULT_HOLD_BUDGET_BYTES);
+        assert_eq!(config.policy.log_lines_per_second, 10);
+        assert!(!parse(r#"{"policy": {"rules": [{"name": "r", "deny": true}]}}"#).unwrap().policy.is_empty());
+    }
+
+    #[test]
+    fn string_matches_are_exact_prefix_or_anchored_regex() {
+        let m: Vec<StringMatch> = serde_json::from_str(r#"[{"exact": "pay"}, {"prefix": "pay"}, {"regex": "pay"}, {"regex": "pay.*|orders"}]"#).unwrap();
+        assert!(m[0].matches("pay") && !m[0].matches("payments") && !m[0].matches("Pay"));
+        assert!(m[1].matches("pay") && m[1].matches("payments") && !m[1].matches("xpay"));
+        assert!(m[2].matches("pay") && !m[2].matches("payments") && !m[2].matches("repay"));
+        // The anchor covers an alternation as a whole.
+        assert!(m[3].matches("payments") && m[3].matches("orders") && !m[3].matches("orders2") && !m[3].matches("xpay"));
+    }
+
+    /// Known bug (reported, not fixed here): a regex whose parentheses are unbalanced on their
+    /// own is closed by the anchoring wrapper `^(?:...)$`, so it loads and is no longer anchored.
+    #[test]
+    #[ignore = "bug in Pattern::deserialize: unbalanced parentheses escape the anchoring"]
+    fn a_regex_cannot_escape_its_anchors() {
+        let e = rule_error(r#""match": {"client_id": {"regex": "a)|(b"}}, "deny": true"#);
+        assert_eq!(e.field, "policy.rules[0].match.client_id.regex");
+    }
+
+    #[test]
+    fn bounds_are_inclusive() {
+        let b = Bounds { min: Some(1), max: Some(3) };
+        assert!(!b.contains(0) && b.contains(1) && b.contains(3) && !b.contains(4));
+        assert!(Bounds::default().contains(i64::MIN) && Bounds::default().contains(i64::MAX));
+        assert!(Bounds { min: None, max: Some(-1) }.contains(-5));
+    }
+}
