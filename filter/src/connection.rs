@@ -557,8 +557,11 @@ impl Connection {
     }
 
     fn should_decode(&self, key: ApiKey, direction: Direction, body_len: u32) -> bool {
-        if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
-            // Identity needs these whatever `decode_bodies` says; they are small.
+        if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+            || (key == ApiKey::ApiVersions && direction == Direction::Request && !self.policy.is_empty())
+        {
+            // Identity (and a policy: the client software in ApiVersions) needs these whatever
+            // `decode_bodies` says; they are small.
             return body_len <= sasl::MAX_MESSAGE_BYTES;
         }
         self.limits.decode_bodies && body_len <= self.limits.max_decode_bytes && !carries_records(key, direction)
@@ -598,6 +601,7 @@ impl Connection {
                 self.sasl.get_or_insert_with(SaslExchange::unknown).on_client_message(&authenticate.auth_bytes, &claim);
             }
             RequestKind::ApiVersions(versions) if version >= 3 => {
+                self.identity.set_client_software(versions.client_software_name.as_str(), versions.client_software_version.as_str());
                 let name = sink.label(LabelKind::ClientSoftware, Some(versions.client_software_name.as_str()));
                 let software_version = sink.label(LabelKind::ClientSoftware, Some(versions.client_software_version.as_str()));
                 let metric = Metric::ClientSoftware { client, name, version: software_version };

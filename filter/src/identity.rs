@@ -36,6 +36,9 @@ pub struct Identity {
     /// The client's address as Envoy saw it (`ip:port`): not an identity label, a policy match
     /// where nothing better exists.
     source_address: Option<String>,
+    /// The client software announced in ApiVersions v3+ (name, version): a claim, like the
+    /// client id; for policy rules, not a label.
+    client_software: Option<(String, String)>,
 }
 
 impl Identity {
@@ -56,6 +59,15 @@ impl Identity {
 
     pub fn source_address(&self) -> Option<&str> {
         self.source_address.as_deref()
+    }
+
+    /// The client software the connection announced.
+    pub fn set_client_software(&mut self, name: &str, version: &str) {
+        self.client_software = Some((name.to_owned(), version.to_owned()));
+    }
+
+    pub fn client_software(&self) -> Option<(&str, &str)> {
+        self.client_software.as_ref().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     pub fn principal(&self) -> Option<&str> {

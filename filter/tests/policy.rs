@@ -386,3 +386,23 @@ fn without_a_policy_nothing_is_held_or_edited() {
     proxy.deliver(Dir::Request, &stream, &[13]);
     assert_eq!(proxy.requests.forwarded, stream);
 }
+
+fn api_versions_v3(correlation_id: i32, software: &str, version: &str) -> Vec<u8> {
+    let body = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_string(software.into()))
+        .with_client_software_version(StrBytes::from_string(version.into()));
+    request(ApiKey::ApiVersions, 3, correlation_id, RequestKind::ApiVersions(body))
+}
+
+#[test]
+fn a_client_announcing_old_software_is_refused_after_its_api_versions() {
+    let config = r#"{"policy": {"rules": [{"name": "modern-clients",
+        "client_software": {"min_versions": {"confluent-kafka-python": "2.0.0"}}}]}}"#;
+    for (version, refused) in [("1.9.2", true), ("2.16.0-rdkafka-2.16.0", false), ("10.0", false)] {
+        let mut proxy = Proxy::new(config);
+        let hello = api_versions_v3(1, "confluent-kafka-python", version);
+        proxy.deliver(Dir::Request, &[hello.clone(), metadata(2)].concat(), &[3]);
+        let expected = if refused { refuse::placeholder(2).to_vec() } else { metadata(2) };
+        assert_eq!(proxy.requests.forwarded, [hello, expected].concat(), "{version}");
+    }
+}

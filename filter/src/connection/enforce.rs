@@ -96,6 +96,7 @@ impl Connection {
             principal: self.identity.principal(),
             sasl_user: self.identity.sasl_user(),
             source_address: self.identity.source_address(),
+            client_software: self.identity.client_software(),
         }
     }
 

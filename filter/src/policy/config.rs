@@ -77,6 +77,9 @@ pub struct Rule {
     /// What the client must say about itself.
     #[serde(default)]
     pub client_id: Option<ClientIdCheck>,
+    /// The client software a connection announced (ApiVersions v3+).
+    #[serde(default)]
+    pub client_software: Option<ClientSoftwareCheck>,
     /// Checks on Produce requests.
     #[serde(default)]
     pub produce: Option<ProduceCheck>,
@@ -190,6 +193,33 @@ pub struct ClientIdCheck {
     pub pattern: Option<Pattern>,
 }
 
+/// Minimum client software versions, from what clients announce in ApiVersions v3+
+/// (`client_software_name`, `client_software_version`; e.g. `apache-kafka-java` `3.7.0`,
+/// `librdkafka` or `confluent-kafka-python`). A convention like `client_id`: clients can announce
+/// anything.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSoftwareCheck {
+    /// Software name → lowest version allowed (dotted numbers; compared numerically, anything
+    /// after a `-` or `+` ignored).
+    #[serde(default)]
+    pub min_versions: BTreeMap<String, String>,
+    /// Refuse connections that announced no software (ApiVersions below v3, or none).
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A version string as comparable numbers: `2.16.0-rdkafka-2.16.0` → `[2, 16, 0]`.
+pub fn version_numbers(version: &str) -> Vec<u64> {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    core.split('.')
+        .map_while(|part| {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .collect()
+}
+
 /// Checks on Produce requests, read from the request and its batch headers (never decompressed).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,13 +316,14 @@ impl PolicyConfig {
                 rule.allowed_apis.is_some(),
                 rule.max_request_bytes.is_some(),
                 rule.client_id.is_some(),
+                rule.client_software.is_some(),
                 rule.produce.is_some(),
                 rule.create_topics.is_some(),
                 rule.fetch.is_some(),
             ];
             if !checks.contains(&true) {
                 return Err((at(""), format!(
-                    "rule {:?} checks nothing: give one of deny, allowed_apis, max_request_bytes, client_id, produce, create_topics, fetch",
+                    "rule {:?} checks nothing: give one of deny, allowed_apis, max_request_bytes, client_id, client_software, produce, create_topics, fetch",
                     rule.name
                 )));
             }
@@ -305,6 +336,13 @@ impl PolicyConfig {
                 for (j, acks) in produce.acks.iter().flatten().enumerate() {
                     if ![-1, 0, 1].contains(acks) {
                         return Err((at(&format!(".produce.acks[{j}]")), format!("acks is -1, 0 or 1, got {acks}")));
+                    }
+                }
+            }
+            if let Some(software) = &rule.client_software {
+                for (name, version) in &software.min_versions {
+                    if version_numbers(version).is_empty() {
+                        return Err((at(&format!(".client_software.min_versions.{name}")), format!("version {version:?} does not start with a number")));
                     }
                 }
             }

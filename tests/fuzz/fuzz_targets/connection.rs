@@ -1,14 +1,58 @@
 //! The filter's per-connection state machine driven by arbitrary interleaved request and response
-//! chunks: never panics, gauges return to zero at close, every close has its counted reason.
+//! chunks: never panics, gauges return to zero at close, every close has its counted reason. Each
+//! input runs twice: observing only (read-only buffers), and under a policy whose rules hold,
+//! refuse, split and rewrite frames, on buffers with Envoy's edit semantics (prefix replace only;
+//! a paused buffer is seen again, followed by the new bytes).
 #![no_main]
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use kafka_lens_codec::frame::SliceSource;
+use kafka_lens_codec::frame::{ChunkSource, SliceSource};
 use kafka_lens_filter::config::Config;
 use kafka_lens_filter::connection::{Connection, Limits, Verdict};
+use kafka_lens_filter::flow::StreamBuffer;
 use kafka_lens_filter::metrics::Metric;
+use kafka_lens_filter::policy::Policy;
 use libfuzzer_sys::fuzz_target;
+
+const POLICY: &str = r#"{"max_frame_bytes": 65536, "max_in_flight": 8, "policy": {"hold_budget_bytes": 2048, "rules": [
+    {"name": "acks", "match": {"topics": [{"prefix": "a"}]}, "produce": {"acks": [-1], "compression": ["none", "zstd"]}},
+    {"name": "deny", "match": {"apis": ["DeleteTopics", "Metadata"], "client_id": {"regex": "x.*"}}, "deny": true},
+    {"name": "names", "create_topics": {"name_pattern": "[a-z.]+", "partitions": {"max": 4}}},
+    {"name": "fetch", "mode": "audit", "fetch": {"max_bytes": 1000}}]}}"#;
+
+/// Envoy's buffer of one direction: bytes kept across a pause.
+struct Envoy(Vec<u8>);
+
+impl ChunkSource for Envoy {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        match start.checked_add(len).and_then(|end| self.0.get(start..end)) {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl StreamBuffer for Envoy {
+    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
+        if len > self.0.len() {
+            return false;
+        }
+        self.0.splice(..len, data.iter().copied());
+        true
+    }
+}
+
+fn check(conn: &mut Connection, mut sink: HashMap<Metric, i64>, closed: bool) {
+    conn.on_close(&mut sink);
+    assert_eq!(sink.get(&Metric::InFlightRequests).copied().unwrap_or(0), 0);
+    let closes: i64 = sink.iter().filter(|(k, _)| matches!(k, Metric::ConnectionsClosedByFilter { .. })).map(|(_, v)| v).sum();
+    assert_eq!(closes > 0, closed);
+}
 
 fuzz_target!(|chunks: Vec<(bool, &[u8])>| {
     let mut config = Config::default();
@@ -17,17 +61,36 @@ fuzz_target!(|chunks: Vec<(bool, &[u8])>| {
     let mut conn = Connection::new(Limits::from(&config));
     let mut sink: HashMap<Metric, i64> = HashMap::new();
     let mut closed = false;
-    for (is_request, chunk) in chunks {
+    for (is_request, chunk) in &chunks {
         let mut source = SliceSource(chunk);
-        let verdict = if is_request {
+        let verdict = if *is_request {
             conn.on_request_data(&mut source, chunk.len(), &mut sink)
         } else {
             conn.on_response_data(&mut source, chunk.len(), &mut sink)
         };
         closed |= matches!(verdict, Verdict::Close(_));
     }
-    conn.on_close(&mut sink);
-    assert_eq!(sink.get(&Metric::InFlightRequests).copied().unwrap_or(0), 0);
-    let closes: i64 = sink.iter().filter(|(k, _)| matches!(k, Metric::ConnectionsClosedByFilter { .. })).map(|(_, v)| v).sum();
-    assert_eq!(closes > 0, closed);
+    check(&mut conn, sink, closed);
+
+    let Ok(config) = Config::parse(POLICY.as_bytes()) else { return };
+    let mut conn = Connection::new(Limits::from(&config)).with_policy(Rc::new(Policy::new(config.policy.clone())));
+    let mut sink: HashMap<Metric, i64> = HashMap::new();
+    let (mut requests, mut responses) = (Envoy(Vec::new()), Envoy(Vec::new()));
+    let mut closed = false;
+    for (is_request, chunk) in &chunks {
+        let buffer = if *is_request { &mut requests } else { &mut responses };
+        buffer.0.extend_from_slice(chunk);
+        let len = buffer.0.len();
+        let verdict = if *is_request {
+            conn.on_request_data(buffer, len, &mut sink)
+        } else {
+            conn.on_response_data(buffer, len, &mut sink)
+        };
+        match verdict {
+            Verdict::Continue => buffer.0.clear(),
+            Verdict::Pause => {}
+            Verdict::Close(_) => closed = true,
+        }
+    }
+    check(&mut conn, sink, closed);
 });
