@@ -179,7 +179,8 @@ impl<T> Flow<T> {
     /// needs every byte (re-encoding a request without some topics).
     pub fn read_frame<S: StreamBuffer + ?Sized>(&self, frame: &Tracked<T>, buffer: &mut S) -> Option<Vec<u8>> {
         let mut out = frame.held.clone().unwrap_or_default();
-        let start = self.position(frame.start.max(frame.start + out.len() as u64));
+        // The bytes after the VM-held ones are in the buffer.
+        let start = self.position(frame.start + out.len() as u64);
         let end = self.position(frame.end);
         buffer.read_into(start, end.checked_sub(start)?, &mut out).then_some(out)
     }

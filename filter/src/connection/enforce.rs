@@ -250,9 +250,14 @@ impl Connection {
             return Verdict::Continue;
         }
         let mut finished = self.response_flow.take_finished(stream_end);
+        let caps = if finished.iter().any(|f| matches!(f.payload, AnswerFrame::Versions { .. })) {
+            self.policy.topic_name_version_caps()
+        } else {
+            Vec::new()
+        };
         for frame in &mut finished {
             if frame.fate == Fate::Undecided {
-                frame.fate = decide_response(&frame.payload, sink);
+                frame.fate = decide_response(&frame.payload, &caps, sink);
             }
         }
         let pending = self.responses.pending_start();
@@ -313,10 +318,10 @@ impl Connection {
         let request = match &p.body {
             PolicyBody::Produce(summary) => refuse::produce_request_of(summary),
             PolicyBody::Decoded(request) => (**request).clone(),
-            PolicyBody::None => return self.unanswerable(p.key),
+            PolicyBody::None => return self.unanswerable(p.key, sink),
         };
         let Some(response) = refusal::error_response(&request, p.version, code, Some(&message)) else {
-            return self.unanswerable(p.key);
+            return self.unanswerable(p.key, sink);
         };
         response_errors::count_decoded(&response, api::name(p.key), &p.client, sink);
         match refuse::response_frame(correlation_id, p.key, p.version, &response) {
@@ -326,7 +331,7 @@ impl Connection {
             }
             Err(e) => {
                 log::warn!("cannot encode the refusal of {} v{}: {e}", api::name(p.key), p.version);
-                self.unanswerable(p.key)
+                self.unanswerable(p.key, sink)
             }
         }
     }
@@ -374,8 +379,9 @@ impl Connection {
     }
 
     /// A request the filter must refuse but cannot answer in its API: the connection closes.
-    fn unanswerable(&mut self, key: ApiKey) -> Fate {
+    fn unanswerable(&mut self, key: ApiKey, sink: &mut dyn MetricSink) -> Fate {
         log::warn!("closing connection: the policy refuses a {} request the filter cannot answer", api::name(key));
+        sink.add(Metric::ConnectionsClosedByFilter { reason: "policy_unanswerable" }, 1);
         self.close_reason = Some("policy_unanswerable");
         Fate::Forward
     }
@@ -424,8 +430,24 @@ fn settled_verdict(settled: crate::flow::Settled, direction: Direction, sink: &m
     }
 }
 
-/// The fate of a whole tracked response.
-fn decide_response(frame: &AnswerFrame, sink: &mut dyn MetricSink) -> Fate {
+/// Lowers the advertised maximum of each capped API; an API whose range lies above its cap is
+/// removed. Returns whether anything changed.
+fn cap_versions(response: &mut kafka_lens_codec::kafka_protocol::messages::ApiVersionsResponse, caps: &[(ApiKey, i16)]) -> bool {
+    let before = response.api_keys.len();
+    let mut changed = false;
+    response.api_keys.retain_mut(|entry| match caps.iter().find(|(key, _)| *key as i16 == entry.api_key) {
+        Some((_, cap)) if entry.max_version > *cap => {
+            changed = true;
+            entry.max_version = *cap;
+            entry.min_version <= *cap
+        }
+        _ => true,
+    });
+    changed || response.api_keys.len() != before
+}
+
+/// The fate of a whole tracked response. `caps`: see [`crate::policy::Policy::topic_name_version_caps`].
+fn decide_response(frame: &AnswerFrame, caps: &[(ApiKey, i16)], sink: &mut dyn MetricSink) -> Fate {
     match frame {
         AnswerFrame::Replace => Fate::Forward,
         AnswerFrame::Merge { key, version, refused, body: Some(body) } => {
@@ -446,7 +468,8 @@ fn decide_response(frame: &AnswerFrame, sink: &mut dyn MetricSink) -> Fate {
         AnswerFrame::Versions { version, body: Some(body) } => {
             let Ok(mut response) = body::decode_response(body, ApiKey::ApiVersions, *version) else { return Fate::Forward };
             let ResponseKind::ApiVersions(versions) = &mut response.body else { return Fate::Forward };
-            if !api::intersect_api_versions(versions) {
+            let narrowed = api::intersect_api_versions(versions);
+            if !(cap_versions(versions, caps) || narrowed) {
                 return Fate::Forward;
             }
             match body::encode_response(&response.header, &response.body, ApiKey::ApiVersions, *version) {

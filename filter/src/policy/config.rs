@@ -156,6 +156,9 @@ impl Eq for Pattern {}
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let source = String::deserialize(d)?;
+        // Compiled alone first: a pattern with unbalanced parentheses (`a)|(b`) would otherwise
+        // close the anchoring group and match more than it says.
+        Regex::new(&source).map_err(|e| de::Error::custom(format!("invalid regex {source:?}: {e}")))?;
         Regex::new(&format!("^(?:{source})$")).map(Pattern).map_err(|e| de::Error::custom(format!("invalid regex {source:?}: {e}")))
     }
 }
@@ -511,8 +514,7 @@ mod tests {
         let e = policy_error(r#""hold_budget_bytes": -1"#);
         assert_eq!(e.field, "policy.hold_budget_bytes");
         assert_eq!(parse(r#"{"policy": {"hold_budget_bytes": 1024}}"#).map(|c| c.policy.hold_budget_bytes), Ok(1024));
-        // The floor holds without rules too, and the default passes it.
-        assert!(DEFAULT_HOLD_BUDGET_BYTES >= 1024);
+        // The default passes the floor.
         assert_eq!(PolicyConfig::default().validate(), Ok(()));
     }
 
@@ -552,6 +554,7 @@ mod tests {
              "allowed_apis": ["Produce", "Fetch"],
              "max_request_bytes": 1048576,
              "client_id": {"required": true, "pattern": "shop-[a-z]+"},
+             "client_software": {"min_versions": {"librdkafka": "2.3.0", "apache-kafka-java": "3.7.0"}, "required": true},
              "produce": {"acks": [-1], "compression": ["zstd", "lz4"], "max_batch_bytes": 1000000, "require_idempotence": true},
              "create_topics": {"name_pattern": "[a-z]+\\.[a-z]+", "partitions": {"min": 1, "max": 64},
                                "replication_factor": {"min": 3, "max": 3},
@@ -590,6 +593,10 @@ mod tests {
         let client_id = r.client_id.as_ref().unwrap();
         assert!(client_id.required);
         assert!(client_id.pattern.as_ref().unwrap().0.is_match("shop-cart"));
+        let software = r.client_software.as_ref().unwrap();
+        assert!(software.required);
+        assert_eq!(software.min_versions.get("librdkafka").map(String::as_str), Some("2.3.0"));
+        assert_eq!(software.min_versions.len(), 2);
         let produce = r.produce.as_ref().unwrap();
         assert_eq!(produce.acks, Some(vec![-1]));
         assert_eq!(produce.compression, Some(vec!["zstd".to_string(), "lz4".to_string()]));
@@ -607,7 +614,7 @@ mod tests {
         let minimal = &p.rules[1];
         assert_eq!(minimal.mode, Mode::Enforce);
         assert_eq!(minimal.matches, Match::default());
-        assert!(minimal.allowed_apis.is_none() && minimal.produce.is_none() && minimal.fetch.is_none());
+        assert!(minimal.allowed_apis.is_none() && minimal.client_software.is_none() && minimal.produce.is_none() && minimal.fetch.is_none());
         // Configurations compare equal when written the same (reloads).
         assert_eq!(parse(FULL).unwrap(), config);
     }
@@ -635,7 +642,6 @@ mod tests {
     /// Known bug (reported, not fixed here): a regex whose parentheses are unbalanced on their
     /// own is closed by the anchoring wrapper `^(?:...)$`, so it loads and is no longer anchored.
     #[test]
-    #[ignore = "bug in Pattern::deserialize: unbalanced parentheses escape the anchoring"]
     fn a_regex_cannot_escape_its_anchors() {
         let e = rule_error(r#""match": {"client_id": {"regex": "a)|(b"}}, "deny": true"#);
         assert_eq!(e.field, "policy.rules[0].match.client_id.regex");

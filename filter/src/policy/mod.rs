@@ -243,6 +243,17 @@ impl Policy {
         self.rule(violation.rule).is_some_and(|rule| rule.mode == Mode::Enforce)
     }
 
+    /// Highest versions to advertise for APIs whose newer versions name topics by id only, when a
+    /// rule with topic matchers concerns them: Produce and Fetch up to v12 name topics, so clients
+    /// keep naming them and rules apply even where this proxy never saw the Metadata response that
+    /// maps ids to names (a broker-side sidecar sees only its broker's traffic).
+    pub fn topic_name_version_caps(&self) -> Vec<(ApiKey, i16)> {
+        [(ApiKey::Produce, 12), (ApiKey::Fetch, 12)]
+            .into_iter()
+            .filter(|(key, _)| self.config.rules.iter().any(|rule| rule.matches.topics.is_some() && concerns(rule, *key)))
+            .collect()
+    }
+
     /// Whether a request of an API the codec does not know would fall under a rule from
     /// `subject`: a rule naming no APIs whose checks hold for any API.
     pub fn applies_to_unknown_apis(&self, subject: &Subject) -> bool {
@@ -294,7 +305,12 @@ impl Policy {
                             topics: Some(vec![unknown.label()]),
                         });
                     }
-                    Some(matched.into_iter().filter(|t| t.name.is_some()).collect())
+                    let named: Vec<&Topic> = matched.into_iter().filter(|t| t.name.is_some()).collect();
+                    if named.is_empty() {
+                        // Only unknown ids matched: refused as such, nothing else to check.
+                        continue;
+                    }
+                    Some(named)
                 }
             };
             let in_scope = |names: Vec<String>| -> Option<Vec<String>> { scope.as_ref().map(|_| names) };
@@ -405,7 +421,13 @@ fn produce_violations(check: &config::ProduceCheck, acks: i16, topic: &kafka_len
             out.push(("require_idempotence", codes::POLICY_VIOLATION, "batches must come from an idempotent producer".into()));
         }
     }
-    out.dedup_by(|a, b| a.0 == b.0);
+    // One violation per check and topic, however many partitions or batches broke it.
+    let mut seen = Vec::new();
+    out.retain(|v| {
+        let first = !seen.contains(&v.0);
+        seen.push(v.0);
+        first
+    });
     out
 }
 
@@ -428,7 +450,11 @@ fn create_topics_violations(check: &config::CreateTopicsCheck, request: &Request
                 if partitions != -1 && check.partitions.is_some_and(|b| !b.contains(partitions)) {
                     out.push((name.clone(), "create_topics.partitions", codes::INVALID_PARTITIONS, format!("{partitions} partitions are outside the allowed bounds")));
                 }
-                let rf = i64::from(topic.replication_factor);
+                // With manual assignments the request says -1 and the assignment lists the replicas.
+                let rf = match topic.assignments.iter().map(|a| a.broker_ids.len() as i64).max() {
+                    Some(replicas) if topic.replication_factor == -1 => replicas,
+                    _ => i64::from(topic.replication_factor),
+                };
                 if rf != -1 && check.replication_factor.is_some_and(|b| !b.contains(rf)) {
                     out.push((name.clone(), "create_topics.replication_factor", codes::INVALID_REPLICATION_FACTOR, format!("replication factor {rf} is outside the allowed bounds")));
                 }
@@ -487,7 +513,7 @@ mod tests {
         Policy::new(Config::parse(json.as_bytes()).unwrap().policy)
     }
 
-    const SHOP: Subject<'static> = Subject { client_id: Some("shop"), principal: None, sasl_user: None, source_address: None };
+    const SHOP: Subject<'static> = Subject { client_id: Some("shop"), principal: None, sasl_user: None, source_address: None, client_software: None };
 
     /// Every violation of `request` (key, version, frame bytes) from `subject`, topic ids resolved
     /// by `names`.
@@ -802,7 +828,6 @@ mod tests {
     /// replication factor -1 and the replicas per partition in the assignment, which the check
     /// does not count (it counts the assignment for `partitions`).
     #[test]
-    #[ignore = "bug in create_topics_violations: manual assignments bypass the replication_factor bound"]
     fn create_topics_replication_factor_of_a_manual_assignment() {
         let p = policy(r#"{"name": "replicas", "create_topics": {"replication_factor": {"max": 3}}}"#);
         let brokers = (1..=5).map(BrokerId).collect::<Vec<_>>();
@@ -866,7 +891,7 @@ mod tests {
 
     #[test]
     fn who_fields_each_match() {
-        let full = Subject { client_id: Some("shop-1"), principal: Some("spiffe://c/ns/shop/sa/app"), sasl_user: Some("alice"), source_address: Some("10.0.0.7:41234") };
+        let full = Subject { client_id: Some("shop-1"), principal: Some("spiffe://c/ns/shop/sa/app"), sasl_user: Some("alice"), source_address: Some("10.0.0.7:41234"), client_software: None };
         for (field, matcher, value) in [
             ("client_id", r#"{"prefix": "shop-"}"#, "shop-1"),
             ("principal", r#"{"exact": "spiffe://c/ns/shop/sa/app"}"#, "spiffe://c/ns/shop/sa/app"),
@@ -995,8 +1020,8 @@ mod tests {
         assert_eq!(unknown_topic.code, codes::UNKNOWN_TOPIC_ID);
         assert_eq!(unknown_topic.topics, Some(vec![label.clone()]));
         assert!(unknown_topic.detail.contains(&label));
-        // The deny covers no named topic.
-        assert!(v.iter().filter(|v| v.check == "deny").all(|v| v.topics.as_ref().is_some_and(Vec::is_empty)), "{v:?}");
+        // No violation names a topic the request does not hold.
+        assert!(v.iter().flat_map(|v| v.topics.iter().flatten()).all(|t| *t == label), "{v:?}");
         // Without topic matchers an id needs no resolving: the rule applies to the request.
         let all = policy(r#"{"name": "all", "deny": true}"#);
         assert_eq!(found(&check(&all, ApiKey::DeleteTopics, 6, Body::Decoded(&delete_topics_by_id(&[unknown])))), vec![("deny", 29)]);
