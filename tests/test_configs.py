@@ -38,14 +38,24 @@ def test_envoy_validates_shipped_config(config: Path):
     assert "OK" in out.stdout + out.stderr
 
 
-def test_invalid_filter_config_is_refused_naming_the_field(tmp_path: Path):
+BAD_CONFIGS = [
+    ({"max_frame_bytes": 100, "diagnostics": {}}, "max_frame_bytes"),
+    ({"policy": {"rules": [{"name": "r", "match": {"client_id": {"regex": "a)|(b"}}, "deny": True}]}},
+     "policy.rules[0].match.client_id.regex"),
+    ({"policy": {"rules": [{"name": "r", "match": {"apis": ["DeleteTopic"]}, "deny": True}]}}, "policy.rules[0].match.apis"),
+    ({"policy": {"rules": [{"name": "r", "deny": True, "denyy": True}]}}, "policy.rules[0].denyy"),
+]
+
+
+@pytest.mark.parametrize("config,field", BAD_CONFIGS, ids=[f for _, f in BAD_CONFIGS])
+def test_invalid_filter_config_is_refused_naming_the_field(tmp_path: Path, config: dict, field: str):
     """A bad configuration fails Envoy's config load, and the log names the field."""
     doc = yaml.safe_load((ROOT / "envoy-configs" / "local.yaml").read_text())
     wasm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["config"]
-    wasm["configuration"]["value"] = json.dumps({"max_frame_bytes": 100, "diagnostics": {}})
+    wasm["configuration"]["value"] = json.dumps(config)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(doc))
     out = subprocess.run(["envoy", "--mode", "validate", "-c", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     log = out.stdout + out.stderr
-    assert "invalid kafka-lens configuration at `max_frame_bytes`" in log, log[-3000:]
+    assert f"invalid kafka-lens configuration at `{field}`" in log, log[-3000:]

@@ -4,6 +4,9 @@
 //! `wasm32-wasip1` (the filter). The crate is organised one concern per module, in the order bytes
 //! flow through it:
 //!
+//! * [`addresses`]: the broker addresses responses advertise (Metadata, FindCoordinator,
+//!   DescribeCluster, KIP-951 `NodeEndpoints`), rewritten for clients that reach brokers only
+//!   through the proxy.
 //! * [`frame`]: splits a byte stream into Kafka frames (4-byte size prefix) across arbitrary chunk
 //!   boundaries, reading only the byte ranges a consumer asks for, so record payloads are never
 //!   copied; enforces the maximum frame size.
@@ -33,6 +36,7 @@
 //! Nothing in this crate panics on any input: clippy denies `unwrap`, `expect`, `panic` and
 //! indexing, and the fuzz and property tests drive every decoder with malformed input.
 
+pub mod addresses;
 pub mod api;
 pub mod body;
 pub mod correlation;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use kafka_lens_codec::correlation::DEFAULT_MAX_IN_FLIGHT;
 use kafka_lens_codec::frame::DEFAULT_MAX_FRAME_SIZE;
 
+use crate::addresses::BrokerAddresses;
 use crate::policy::PolicyConfig;
 
 /// Smallest accepted `max_frame_bytes`: a few headers' worth.
@@ -46,6 +47,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Request validation rules (see the `policy` module); none by default.
     pub policy: PolicyConfig,
+    /// Broker addresses to advertise instead of the brokers' own (see the `addresses` module).
+    pub broker_addresses: BrokerAddresses,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -139,6 +142,7 @@ impl Default for Config {
             labels: LabelLimits::default(),
             identity: IdentityConfig::default(),
             policy: PolicyConfig::default(),
+            broker_addresses: BrokerAddresses::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -206,7 +210,7 @@ impl Config {
         if self.labels.max_metric_series < 100 {
             return fail("labels.max_metric_series", format!("must be at least 100, got {}", self.labels.max_metric_series));
         }
-        if let Err((field, message)) = self.policy.validate() {
+        if let Err((field, message)) = self.policy.validate().and_then(|()| self.broker_addresses.validate()) {
             return Err(ConfigError { field, message });
         }
         if self.max_decode_bytes > self.max_frame_bytes {

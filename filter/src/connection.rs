@@ -24,6 +24,7 @@ use kafka_lens_codec::sasl::{self, Outcome, SaslExchange};
 use kafka_lens_codec::scan::{self, BodyScan, FetchSummary, ProduceSummary, ScanError, Scanned};
 use std::rc::Rc;
 
+use crate::addresses::BrokerAddresses;
 use crate::config::Config;
 use crate::fetch::{FetchOffsets, FetchSession};
 use crate::flow::{Flow, StreamBuffer};
@@ -150,6 +151,8 @@ pub struct Connection {
     max_in_flight_seen: usize,
     /// The rules requests are checked against (empty: observe only).
     policy: Rc<Policy>,
+    /// Broker addresses rewritten in responses (empty: none).
+    addresses: Rc<BrokerAddresses>,
     /// Request frames the policy may refuse, held and edited in Envoy's buffer.
     request_flow: Flow<enforce::PolicyFrame>,
     /// Response frames the filter replaces or rewrites.
@@ -263,6 +266,7 @@ impl Connection {
             topic_labels: TopicLabels::default(),
             software: None,
             policy: Rc::new(Policy::default()),
+            addresses: Rc::new(BrokerAddresses::default()),
             request_flow: Flow::default(),
             response_flow: Flow::default(),
             close_reason: None,
@@ -273,6 +277,12 @@ impl Connection {
     /// Checks requests against `policy`.
     pub fn with_policy(mut self, policy: Rc<Policy>) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Rewrites the broker addresses responses advertise.
+    pub fn with_broker_addresses(mut self, addresses: Rc<BrokerAddresses>) -> Self {
+        self.addresses = addresses;
         self
     }
 

@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, PeerType};
 
 use crate::config::Config;
+use crate::addresses::BrokerAddresses;
 use crate::policy::Policy;
 use crate::connection::{Connection, Limits, Verdict};
 use crate::host::{self, Buffer, EnvoyBuffer, Stream};
@@ -58,6 +59,8 @@ pub struct Root {
     config: Rc<Config>,
     /// The configuration's policy, shared by every connection of the VM.
     policy: Rc<Policy>,
+    /// The configuration's broker address rewriting, likewise.
+    addresses: Rc<BrokerAddresses>,
     metrics: SharedMetrics,
     memory: MemoryGauges,
 }
@@ -95,6 +98,7 @@ impl RootContext for Root {
                     }
                 }
                 self.policy = Rc::new(Policy::new(config.policy.clone()));
+                self.addresses = Rc::new(config.broker_addresses.clone());
                 self.config = Rc::new(config);
                 panics::define();
                 add(&self.metrics, Metric::ConfigLoads, 1);
@@ -128,7 +132,8 @@ impl RootContext for Root {
             config: Rc::clone(&self.config),
             connection: Connection::new(Limits::from(self.config.as_ref()))
                 .with_oauthbearer_claim(&self.config.identity.oauthbearer_principal_claim)
-                .with_policy(Rc::clone(&self.policy)),
+                .with_policy(Rc::clone(&self.policy))
+                .with_broker_addresses(Rc::clone(&self.addresses)),
             metrics: Rc::clone(&self.metrics),
             closed: false,
             peer_checked: false,

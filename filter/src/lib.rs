@@ -7,6 +7,7 @@
 //! [`topics`], [`response_errors`], and [`identity`] (who the client is: mTLS principal, SASL user,
 //! client id).
 
+pub mod addresses;
 pub mod alloc;
 pub mod config;
 pub mod connection;

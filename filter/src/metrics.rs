@@ -97,6 +97,11 @@ pub enum Metric {
     PolicySplitRequests { api: &'static str },
     /// Responses to split requests the refused topics' errors could not be merged into.
     PolicyMergeFailures,
+    /// Broker addresses rewritten in responses (`broker_addresses`), per API.
+    AddressesRewritten { api: &'static str },
+    /// Responses whose broker addresses could not be rewritten (too large to hold, undecodable),
+    /// per API.
+    AddressRewritesSkipped { api: &'static str },
     /// ApiVersions responses narrowed to the versions the filter decodes (policy on).
     ApiVersionsNarrowed,
     /// Frames moved into the VM while held, because keeping them in Envoy's buffer would have
@@ -203,6 +208,8 @@ impl Metric {
             Metric::PolicyLogSuppressed => "kafka_policy_log_lines_suppressed_total".into(),
             Metric::PolicySplitRequests { api } => format!("kafka_policy_split_requests_total;api={api}"),
             Metric::PolicyMergeFailures => "kafka_policy_merge_failures_total".into(),
+            Metric::AddressesRewritten { api } => format!("kafka_broker_addresses_rewritten_total;api={api}"),
+            Metric::AddressRewritesSkipped { api } => format!("kafka_broker_address_rewrites_skipped_total;api={api}"),
             Metric::ApiVersionsNarrowed => "kafka_api_versions_narrowed_total".into(),
             Metric::FramesHeldInVm { direction } => format!("kafka_lens_frames_held_in_vm_total;direction={}", direction.as_str()),
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),

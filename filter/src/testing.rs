@@ -1,10 +1,65 @@
-//! A [`MetricSink`] for native tests, fuzzing and benchmarks: counts in a map, shared data in a
-//! map, as Envoy keeps them (values with a version bumped on every write).
+//! Stand-ins for Envoy in native tests, fuzzing and benchmarks: a [`MetricSink`] that counts in a
+//! map, shared data in a map as Envoy keeps it (values with a version bumped on every write), and
+//! one direction of a connection's buffer with Envoy's edit semantics ([`Side`]).
 
 use std::collections::HashMap;
 
+use kafka_lens_codec::frame::ChunkSource;
+
+use crate::connection::Verdict;
+use crate::flow::StreamBuffer;
 use crate::labels::{SharedStore, StoreError};
 use crate::metrics::{Metric, MetricSink};
+
+/// One of Envoy's connection buffers during a callback: reads any range; the only edit is a
+/// prefix replacement (`set_buffer(0, len, data)`), as Envoy allows.
+pub struct EnvoyBuf<'a>(pub &'a mut Vec<u8>);
+
+impl ChunkSource for EnvoyBuf<'_> {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        match start.checked_add(len).and_then(|end| self.0.get(start..end)) {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl StreamBuffer for EnvoyBuf<'_> {
+    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
+        if len > self.0.len() {
+            return false;
+        }
+        self.0.splice(..len, data.iter().copied());
+        true
+    }
+}
+
+/// One direction of a connection through Envoy: every byte the peer sent, what sits in Envoy's
+/// buffer, what went on to the other side.
+#[derive(Debug, Default, Clone)]
+pub struct Side {
+    pub input: Vec<u8>,
+    pub buffer: Vec<u8>,
+    pub forwarded: Vec<u8>,
+}
+
+impl Side {
+    /// Envoy receiving `bytes`: appended to its buffer, which the filter callback sees whole; on
+    /// `Continue` the buffer goes on, on `Pause` it stays (the next callback sees it again).
+    pub fn deliver(&mut self, bytes: &[u8], callback: impl FnOnce(&mut EnvoyBuf<'_>, usize) -> Verdict) -> Verdict {
+        self.input.extend_from_slice(bytes);
+        self.buffer.extend_from_slice(bytes);
+        let len = self.buffer.len();
+        let verdict = callback(&mut EnvoyBuf(&mut self.buffer), len);
+        if verdict == Verdict::Continue {
+            self.forwarded.append(&mut self.buffer);
+        }
+        verdict
+    }
+}
 
 /// Proxy-wasm shared data in memory, with Envoy's compare-and-swap semantics.
 #[derive(Debug, Default, Clone)]

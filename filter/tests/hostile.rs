@@ -184,13 +184,11 @@ fn an_intact_sasl_login_is_followed_in_both_forms() {
 mod policy_path {
     use std::rc::Rc;
 
-    use kafka_lens_codec::frame::ChunkSource;
     use kafka_lens_filter::config::Config;
     use kafka_lens_filter::connection::{Connection, Limits, Verdict};
-    use kafka_lens_filter::flow::StreamBuffer;
     use kafka_lens_filter::metrics::Metric;
     use kafka_lens_filter::policy::Policy;
-    use kafka_lens_filter::testing::{MapStore, TestSink};
+    use kafka_lens_filter::testing::{EnvoyBuf, MapStore, Side, TestSink};
     use proptest::prelude::*;
 
     use super::trace::{self, Dir};
@@ -226,38 +224,6 @@ mod policy_path {
             {"name": "no-user", "match": {"sasl_user": {"exact": "no-such-user"}}, "produce": {"acks": [-1]}}
         ]}}"#;
 
-    struct EnvoyBuf<'a>(&'a mut Vec<u8>);
-
-    impl ChunkSource for EnvoyBuf<'_> {
-        fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
-            match start.checked_add(len).and_then(|end| self.0.get(start..end)) {
-                Some(bytes) => {
-                    out.extend_from_slice(bytes);
-                    true
-                }
-                None => false,
-            }
-        }
-    }
-
-    impl StreamBuffer for EnvoyBuf<'_> {
-        fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
-            if len > self.0.len() {
-                return false;
-            }
-            self.0.splice(..len, data.iter().copied());
-            true
-        }
-    }
-
-    /// One direction: every byte the peer sent, what sits in Envoy's buffer, what went on.
-    #[derive(Default)]
-    struct Side {
-        input: Vec<u8>,
-        buffer: Vec<u8>,
-        forwarded: Vec<u8>,
-    }
-
     struct Run {
         sink: TestSink,
         requests: Side,
@@ -283,24 +249,16 @@ mod policy_path {
                 Dir::Request => &mut out.requests,
                 Dir::Response => &mut out.responses,
             };
-            side.input.extend_from_slice(chunk);
             let mut pos = 0;
             while pos < chunk.len() && out.closed.is_none() {
                 let n = sizes.next().map_or(chunk.len(), |n| (*n).max(1)).min(chunk.len() - pos);
-                side.buffer.extend_from_slice(&chunk[pos..pos + n]);
-                let len = side.buffer.len();
-                let mut buf = EnvoyBuf(&mut side.buffer);
+                let sink = &mut out.sink;
                 let verdict = match dir {
-                    Dir::Request => conn.on_request_data(&mut buf, len, &mut out.sink),
-                    Dir::Response => conn.on_response_data(&mut buf, len, &mut out.sink),
+                    Dir::Request => side.deliver(&chunk[pos..pos + n], |buf, len| conn.on_request_data(buf, len, sink)),
+                    Dir::Response => side.deliver(&chunk[pos..pos + n], |buf, len| conn.on_response_data(buf, len, sink)),
                 };
-                match verdict {
-                    Verdict::Continue => {
-                        let all: Vec<u8> = side.buffer.drain(..).collect();
-                        side.forwarded.extend(all);
-                    }
-                    Verdict::Pause => {}
-                    Verdict::Close(reason) => out.closed = Some(reason),
+                if let Verdict::Close(reason) = verdict {
+                    out.closed = Some(reason);
                 }
                 pos += n;
             }

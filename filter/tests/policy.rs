@@ -9,7 +9,6 @@ use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_lens_codec::body;
-use kafka_lens_codec::frame::ChunkSource;
 use kafka_lens_codec::kafka_protocol::messages::{
     api_versions_response::ApiVersion, create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
@@ -20,44 +19,11 @@ use kafka_lens_codec::kafka_protocol::messages::{
 use kafka_lens_codec::kafka_protocol::protocol::StrBytes;
 use kafka_lens_filter::config::Config;
 use kafka_lens_filter::connection::{Connection, Limits, Verdict};
-use kafka_lens_filter::flow::StreamBuffer;
 use kafka_lens_filter::metrics::Metric;
 use kafka_lens_filter::policy::Policy;
 use kafka_lens_filter::refuse;
-use kafka_lens_filter::testing::TestSink;
+use kafka_lens_filter::testing::{Side, TestSink};
 use proptest::prelude::*;
-
-/// One of Envoy's connection buffers during a callback.
-struct EnvoyBuf<'a>(&'a mut Vec<u8>);
-
-impl ChunkSource for EnvoyBuf<'_> {
-    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
-        match self.0.get(start..start + len) {
-            Some(bytes) => {
-                out.extend_from_slice(bytes);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl StreamBuffer for EnvoyBuf<'_> {
-    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
-        if len > self.0.len() {
-            return false;
-        }
-        self.0.splice(..len, data.iter().copied());
-        true
-    }
-}
-
-/// One direction through Envoy: what sits in the buffer, what went on.
-#[derive(Default)]
-struct Side {
-    buffer: Vec<u8>,
-    forwarded: Vec<u8>,
-}
 
 #[derive(Clone, Copy)]
 enum Dir {
@@ -76,7 +42,9 @@ struct Proxy {
 impl Proxy {
     fn new(config: &str) -> Self {
         let config = Config::parse(config.as_bytes()).expect("config");
-        let conn = Connection::new(Limits::from(&config)).with_policy(Rc::new(Policy::new(config.policy.clone())));
+        let conn = Connection::new(Limits::from(&config))
+            .with_policy(Rc::new(Policy::new(config.policy.clone())))
+            .with_broker_addresses(Rc::new(config.broker_addresses.clone()));
         Proxy { conn, sink: TestSink::default(), requests: Side::default(), responses: Side::default(), closed: None }
     }
 
@@ -86,24 +54,13 @@ impl Proxy {
         let mut pos = 0;
         while pos < bytes.len() && self.closed.is_none() {
             let n = (*sizes.next().unwrap()).max(1).min(bytes.len() - pos);
-            let side = match dir {
-                Dir::Request => &mut self.requests,
-                Dir::Response => &mut self.responses,
-            };
-            side.buffer.extend_from_slice(&bytes[pos..pos + n]);
-            let len = side.buffer.len();
-            let mut buf = EnvoyBuf(&mut side.buffer);
+            let (conn, sink) = (&mut self.conn, &mut self.sink);
             let verdict = match dir {
-                Dir::Request => self.conn.on_request_data(&mut buf, len, &mut self.sink),
-                Dir::Response => self.conn.on_response_data(&mut buf, len, &mut self.sink),
+                Dir::Request => self.requests.deliver(&bytes[pos..pos + n], |buf, len| conn.on_request_data(buf, len, sink)),
+                Dir::Response => self.responses.deliver(&bytes[pos..pos + n], |buf, len| conn.on_response_data(buf, len, sink)),
             };
-            match verdict {
-                Verdict::Continue => {
-                    let drained: Vec<u8> = side.buffer.drain(..).collect();
-                    side.forwarded.extend(drained);
-                }
-                Verdict::Pause => {}
-                Verdict::Close(reason) => self.closed = Some(reason),
+            if let Verdict::Close(reason) = verdict {
+                self.closed = Some(reason);
             }
             pos += n;
         }
@@ -407,4 +364,76 @@ fn a_client_announcing_old_software_is_refused_after_its_api_versions() {
         let expected = if refused { refuse::placeholder(2).to_vec() } else { metadata(2) };
         assert_eq!(proxy.requests.forwarded, [hello, expected].concat(), "{version}");
     }
+}
+
+// --- broker addresses --------------------------------------------------------------------------
+
+const NODE_ENDPOINTS_REWRITE: &str = r#"{"broker_addresses": {"node_endpoints": "rewrite", "rewrite": [
+    {"node_id": 2, "advertise": "proxy.example:19094"},
+    {"broker": "broker-0.internal:9092", "advertise": "proxy.example:19092"}]}}"#;
+
+#[test]
+fn node_endpoints_in_a_produce_response_are_rewritten_and_the_records_pass() {
+    use kafka_lens_codec::kafka_protocol::messages::{produce_response::NodeEndpoint, BrokerId};
+    let mut proxy = Proxy::new(NODE_ENDPOINTS_REWRITE);
+    let stream = produce(1, -1, &[("orders", batch(5, 0, 400, -1))]);
+    let v10 = |frame: Vec<u8>| {
+        // The same request at v10 (identical body layout to v9).
+        let mut f = frame;
+        f[7] = 10;
+        f
+    };
+    let request = v10(stream);
+    proxy.deliver(Dir::Request, &request, &[17]);
+    assert_eq!(proxy.requests.forwarded, request, "requests are not edited");
+    let endpoints = vec![
+        NodeEndpoint::default().with_node_id(BrokerId(2)).with_host(StrBytes::from_static_str("broker-2.internal")).with_port(9092),
+        NodeEndpoint::default().with_node_id(BrokerId(7)).with_host(StrBytes::from_static_str("broker-0.internal")).with_port(9092),
+    ];
+    let answer = response(ApiKey::Produce, 10, 1, ResponseKind::Produce(ProduceResponse::default().with_node_endpoints(endpoints)));
+    proxy.deliver(Dir::Response, &answer, &[5, 300]);
+    let decoded = body::decode_response(&Bytes::copy_from_slice(&proxy.responses.forwarded[4..]), ApiKey::Produce, 10).unwrap();
+    let ResponseKind::Produce(p) = decoded.body else { panic!() };
+    let got: Vec<(i32, String, i32)> = p.node_endpoints.iter().map(|e| (e.node_id.0, e.host.to_string(), e.port)).collect();
+    assert_eq!(got, vec![(2, "proxy.example".into(), 19094), (7, "proxy.example".into(), 19092)]);
+    assert_eq!(proxy.sink.sum(|m| matches!(m, Metric::AddressesRewritten { api: "Produce" })), 2);
+}
+
+#[test]
+fn capping_keeps_node_endpoints_out_by_advertising_older_produce_and_fetch() {
+    let config = r#"{"broker_addresses": {"rewrite": [{"node_id": 0, "advertise": "proxy:19092"}]}}"#;
+    let mut proxy = Proxy::new(config);
+    proxy.deliver(Dir::Request, &request(ApiKey::ApiVersions, 3, 1, RequestKind::ApiVersions(ApiVersionsRequest::default())), &[5]);
+    let keys = vec![
+        ApiVersion::default().with_api_key(0).with_min_version(3).with_max_version(12),
+        ApiVersion::default().with_api_key(1).with_min_version(4).with_max_version(17),
+        ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
+    ];
+    proxy.deliver(Dir::Response, &response(ApiKey::ApiVersions, 3, 1, ResponseKind::ApiVersions(ApiVersionsResponse::default().with_api_keys(keys))), &[9]);
+    let decoded = body::decode_response(&Bytes::copy_from_slice(&proxy.responses.forwarded[4..]), ApiKey::ApiVersions, 3).unwrap();
+    let ResponseKind::ApiVersions(v) = decoded.body else { panic!() };
+    let ranges: Vec<(i16, i16, i16)> = v.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    assert_eq!(ranges, vec![(0, 3, 9), (1, 4, 15), (3, 0, 12)]);
+}
+
+#[test]
+fn metadata_brokers_are_advertised_as_the_proxy() {
+    use kafka_lens_codec::kafka_protocol::messages::{metadata_response::MetadataResponseBroker, BrokerId};
+    let mut proxy = Proxy::new(NODE_ENDPOINTS_REWRITE);
+    proxy.deliver(Dir::Request, &metadata(4), &[3]);
+    let brokers = vec![
+        MetadataResponseBroker::default().with_node_id(BrokerId(0)).with_host(StrBytes::from_static_str("broker-0.internal")).with_port(9092),
+        MetadataResponseBroker::default().with_node_id(BrokerId(2)).with_host(StrBytes::from_static_str("broker-2.internal")).with_port(9092),
+    ];
+    let answer = response(ApiKey::Metadata, 12, 4, ResponseKind::Metadata(MetadataResponse::default().with_brokers(brokers)));
+    // Behind another response in the same read, and cut: the rewrite copies what precedes it.
+    proxy.deliver(Dir::Request, &metadata(5), &[100]);
+    proxy.deliver(Dir::Response, &[answer, metadata_response(5)].concat(), &[7, 1000]);
+    let got = frames(&proxy.responses.forwarded);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1], metadata_response(5));
+    let decoded = body::decode_response(&Bytes::copy_from_slice(&got[0][4..]), ApiKey::Metadata, 12).unwrap();
+    let ResponseKind::Metadata(m) = decoded.body else { panic!() };
+    let hosts: Vec<(String, i32)> = m.brokers.iter().map(|b| (b.host.to_string(), b.port)).collect();
+    assert_eq!(hosts, vec![("proxy.example".into(), 19092), ("proxy.example".into(), 19094)]);
 }

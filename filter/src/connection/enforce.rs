@@ -19,7 +19,9 @@ use kafka_lens_codec::refusal;
 use kafka_lens_codec::scan::ProduceSummary;
 
 use super::{Connection, RequestContext, Verdict};
+use crate::addresses::NodeEndpoints;
 use crate::flow::{Fate, StreamBuffer, Tracked};
+use kafka_lens_codec::addresses;
 use crate::labels::{sanitize, Client, Label};
 use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
 use crate::policy::{self, codes, Applicable, Body, Mode, RequestInfo, Subject, Violation};
@@ -69,13 +71,15 @@ pub enum AnswerFrame {
     Merge { key: ApiKey, version: i16, refused: Box<ResponseKind>, body: Option<Bytes> },
     /// An ApiVersions response, narrowed to what the codec decodes.
     Versions { version: i16, body: Option<Bytes> },
+    /// A response advertising broker addresses, rewritten.
+    Addresses { key: ApiKey, version: i16 },
 }
 
 impl AnswerFrame {
     pub fn set_body(&mut self, frame: Bytes) {
         match self {
             AnswerFrame::Merge { body, .. } | AnswerFrame::Versions { body, .. } => *body = Some(frame),
-            AnswerFrame::Replace => {}
+            AnswerFrame::Replace | AnswerFrame::Addresses { .. } => {}
         }
     }
 }
@@ -238,6 +242,21 @@ impl Connection {
         settled_verdict(settled, Direction::Request, sink)
     }
 
+    /// Whether the filter edits responses: it answers for a policy or rewrites addresses.
+    fn edits_responses(&self) -> bool {
+        !self.policy.is_empty() || !self.addresses.is_empty()
+    }
+
+    /// Highest versions to advertise per API: topic names for topic rules, no `NodeEndpoints`
+    /// when addresses are rewritten by capping.
+    fn version_caps(&self) -> Vec<(ApiKey, i16)> {
+        let mut caps = self.policy.topic_name_version_caps();
+        if !self.addresses.is_empty() && self.addresses.node_endpoints == NodeEndpoints::CapVersions {
+            caps.extend(addresses::NODE_ENDPOINT_FREE_VERSIONS);
+        }
+        caps
+    }
+
     /// Replaces or rewrites the tracked response frames of this chunk.
     pub(super) fn settle_responses<S: StreamBuffer + ?Sized>(
         &mut self,
@@ -246,18 +265,17 @@ impl Connection {
         stream_end: u64,
         sink: &mut dyn MetricSink,
     ) -> Verdict {
-        if self.policy.is_empty() {
+        if !self.edits_responses() {
             return Verdict::Continue;
         }
         let mut finished = self.response_flow.take_finished(stream_end);
-        let caps = if finished.iter().any(|f| matches!(f.payload, AnswerFrame::Versions { .. })) {
-            self.policy.topic_name_version_caps()
-        } else {
-            Vec::new()
-        };
+        let caps = if finished.iter().any(|f| matches!(f.payload, AnswerFrame::Versions { .. })) { self.version_caps() } else { Vec::new() };
         for frame in &mut finished {
             if frame.fate == Fate::Undecided {
-                frame.fate = decide_response(&frame.payload, &caps, sink);
+                frame.fate = match frame.payload {
+                    AnswerFrame::Addresses { key, version } => self.rewrite_addresses(frame, buffer, key, version, sink),
+                    _ => decide_response(&frame.payload, &caps, sink),
+                };
             }
         }
         let pending = self.responses.pending_start();
@@ -386,6 +404,35 @@ impl Connection {
         Fate::Forward
     }
 
+    /// The broker addresses in a whole response, rewritten; the frame is read back from the
+    /// buffer (it was scanned or decoded as it passed, for the metrics).
+    fn rewrite_addresses<S: StreamBuffer + ?Sized>(
+        &self,
+        frame: &Tracked<AnswerFrame>,
+        buffer: &mut S,
+        key: ApiKey,
+        version: i16,
+        sink: &mut dyn MetricSink,
+    ) -> Fate {
+        let Some(bytes) = self.response_flow.read_frame(frame, buffer).map(Bytes::from) else { return Fate::Forward };
+        let Ok(mut response) = body::decode_response(&bytes.slice(4.min(bytes.len())..), key, version) else {
+            log::warn!("a {} response did not decode: its broker addresses pass unrewritten", api::name(key));
+            sink.add(Metric::AddressRewritesSkipped { api: api::name(key) }, 1);
+            return Fate::Forward;
+        };
+        let changed = addresses::rewrite(&mut response.body, &mut |id, host, port| self.addresses.map(id, host, port));
+        if changed == 0 {
+            return Fate::Forward;
+        }
+        match body::encode_response(&response.header, &response.body, key, version) {
+            Ok(encoded) => {
+                sink.add(Metric::AddressesRewritten { api: api::name(key) }, changed as i64);
+                Fate::Replace(encoded)
+            }
+            Err(_) => Fate::Forward,
+        }
+    }
+
     /// Starts tracking a response the filter replaces or rewrites. `Some` is the disposition for
     /// its frame; `None` leaves the response to the observing path.
     pub(super) fn track_response(&mut self, start: &FrameStart, request: &InFlight<RequestContext>, sink: &mut dyn MetricSink) -> Option<Disposition> {
@@ -401,8 +448,23 @@ impl Connection {
                 sink.add(Metric::PolicyMergeFailures, 1);
                 return None;
             }
-            None if key == ApiKey::ApiVersions && !self.policy.is_empty() && fits => {
+            None if key == ApiKey::ApiVersions && self.edits_responses() && fits => {
                 (AnswerFrame::Versions { version: request.api_version, body: None }, Fate::Undecided, false)
+            }
+            None if !self.addresses.is_empty() && addresses::carries_addresses(key, request.api_version) => {
+                if matches!(key, ApiKey::Produce | ApiKey::Fetch) && self.addresses.node_endpoints == NodeEndpoints::CapVersions {
+                    return None;
+                }
+                if !fits {
+                    log::warn!("a {} response too large to hold passes with its broker addresses unrewritten", api::name(key));
+                    sink.add(Metric::AddressRewritesSkipped { api: api::name(key) }, 1);
+                    return None;
+                }
+                // Held and rewritten once whole; scanned or decoded on the way as any response.
+                let mut tracked = Tracked::new(start.offset, start.body_len, AnswerFrame::Addresses { key, version: request.api_version });
+                tracked.fate = Fate::Undecided;
+                self.response_flow.track(tracked);
+                return None;
             }
             None => return None,
         };

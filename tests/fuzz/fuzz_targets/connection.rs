@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use kafka_lens_codec::frame::{ChunkSource, SliceSource};
+use kafka_lens_codec::frame::SliceSource;
 use kafka_lens_filter::config::Config;
 use kafka_lens_filter::connection::{Connection, Limits, Verdict};
-use kafka_lens_filter::flow::StreamBuffer;
 use kafka_lens_filter::metrics::Metric;
 use kafka_lens_filter::policy::Policy;
+use kafka_lens_filter::testing::Side;
 use libfuzzer_sys::fuzz_target;
 
 const POLICY: &str = r#"{"max_frame_bytes": 65536, "max_in_flight": 8, "policy": {"hold_budget_bytes": 2048, "rules": [
@@ -21,31 +21,6 @@ const POLICY: &str = r#"{"max_frame_bytes": 65536, "max_in_flight": 8, "policy":
     {"name": "deny", "match": {"apis": ["DeleteTopics", "Metadata"], "client_id": {"regex": "x.*"}}, "deny": true},
     {"name": "names", "create_topics": {"name_pattern": "[a-z.]+", "partitions": {"max": 4}}},
     {"name": "fetch", "mode": "audit", "fetch": {"max_bytes": 1000}}]}}"#;
-
-/// Envoy's buffer of one direction: bytes kept across a pause.
-struct Envoy(Vec<u8>);
-
-impl ChunkSource for Envoy {
-    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
-        match start.checked_add(len).and_then(|end| self.0.get(start..end)) {
-            Some(bytes) => {
-                out.extend_from_slice(bytes);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl StreamBuffer for Envoy {
-    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
-        if len > self.0.len() {
-            return false;
-        }
-        self.0.splice(..len, data.iter().copied());
-        true
-    }
-}
 
 fn check(conn: &mut Connection, mut sink: HashMap<Metric, i64>, closed: bool) {
     conn.on_close(&mut sink);
@@ -75,22 +50,15 @@ fuzz_target!(|chunks: Vec<(bool, &[u8])>| {
     let Ok(config) = Config::parse(POLICY.as_bytes()) else { return };
     let mut conn = Connection::new(Limits::from(&config)).with_policy(Rc::new(Policy::new(config.policy.clone())));
     let mut sink: HashMap<Metric, i64> = HashMap::new();
-    let (mut requests, mut responses) = (Envoy(Vec::new()), Envoy(Vec::new()));
+    let (mut requests, mut responses) = (Side::default(), Side::default());
     let mut closed = false;
     for (is_request, chunk) in &chunks {
-        let buffer = if *is_request { &mut requests } else { &mut responses };
-        buffer.0.extend_from_slice(chunk);
-        let len = buffer.0.len();
         let verdict = if *is_request {
-            conn.on_request_data(buffer, len, &mut sink)
+            requests.deliver(chunk, |buf, len| conn.on_request_data(buf, len, &mut sink))
         } else {
-            conn.on_response_data(buffer, len, &mut sink)
+            responses.deliver(chunk, |buf, len| conn.on_response_data(buf, len, &mut sink))
         };
-        match verdict {
-            Verdict::Continue => buffer.0.clear(),
-            Verdict::Pause => {}
-            Verdict::Close(_) => closed = true,
-        }
+        closed |= matches!(verdict, Verdict::Close(_));
     }
     check(&mut conn, sink, closed);
 });
