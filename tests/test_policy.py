@@ -80,16 +80,23 @@ def confluent_produce(bootstrap: str, topic: str, acks: str, n: int, client_id: 
     return errors
 
 
-@pytest.mark.filter_config(PAYMENTS_ACKS)
-def test_acks_violations_fail_in_the_delivery_callback_and_never_reach_the_broker(envoy, broker, tap):
-    from confluent_kafka import KafkaError
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError as PyKafkaError
-
+@pytest.fixture
+def payments_topic(envoy, tap) -> tuple[str, str]:
+    """A new `payments.*` topic made through the proxy; the tap counts from here on."""
     bootstrap = f"127.0.0.1:{envoy.listener_port}"
     topic = f"payments.{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic)
     tap.reset()
+    return bootstrap, topic
+
+
+@pytest.mark.filter_config(PAYMENTS_ACKS)
+def test_acks_violations_fail_in_the_delivery_callback_and_never_reach_the_broker(envoy, broker, tap, payments_topic):
+    from confluent_kafka import KafkaError
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError as PyKafkaError
+
+    bootstrap, topic = payments_topic
 
     # confluent-kafka (librdkafka), acks=1: every record fails with the policy's error.
     errors = confluent_produce(bootstrap, topic, "1", 20, "policy-confluent")
@@ -172,10 +179,8 @@ def test_create_topics_with_a_bad_name_fails_and_a_good_one_is_created(envoy, br
 
 @pytest.mark.filter_config({"policy": {"rules": [
     {"name": "acks-audit", "mode": "audit", "match": {"topics": [{"prefix": "payments."}]}, "produce": {"acks": [-1]}}]}})
-def test_audit_mode_forwards_and_counts(envoy, broker):
-    bootstrap = f"127.0.0.1:{envoy.listener_port}"
-    topic = f"payments.{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap, topic)
+def test_audit_mode_forwards_and_counts(envoy, broker, payments_topic):
+    bootstrap, topic = payments_topic
     assert confluent_produce(bootstrap, topic, "1", 15, "policy-audited") == [None] * 15
     assert records_in(broker.port, topic) == [f"r{i}".encode() for i in range(15)]
     m = envoy.settled_metrics()
@@ -197,11 +202,8 @@ def produce_v3(correlation_id: int, topic: str, acks: int) -> bytes:
 
 
 @pytest.mark.filter_config(PAYMENTS_ACKS)
-def test_pipelined_connection_with_a_violation_in_the_middle_gets_every_response_in_order(envoy, broker, tap):
-    bootstrap = f"127.0.0.1:{envoy.listener_port}"
-    topic = f"payments.{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap, topic)
-    tap.reset()
+def test_pipelined_connection_with_a_violation_in_the_middle_gets_every_response_in_order(envoy, broker, tap, payments_topic):
+    _, topic = payments_topic
     metadata = lambda cid: kafka_frame(3, 1, cid, b"policy-raw", struct.pack(">i", 1) + string(topic))
     with socket.create_connection(("127.0.0.1", envoy.listener_port), timeout=10) as s:
         # One write: Metadata, a Produce with acks=1 (refused), a Produce with acks=-1, Metadata.

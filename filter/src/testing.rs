@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use kafka_lens_codec::frame::ChunkSource;
+use kafka_lens_codec::frame::{ChunkSource, SliceSource};
 
 use crate::connection::Verdict;
 use crate::flow::StreamBuffer;
@@ -17,13 +17,7 @@ pub struct EnvoyBuf<'a>(pub &'a mut Vec<u8>);
 
 impl ChunkSource for EnvoyBuf<'_> {
     fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
-        match start.checked_add(len).and_then(|end| self.0.get(start..end)) {
-            Some(bytes) => {
-                out.extend_from_slice(bytes);
-                true
-            }
-            None => false,
-        }
+        SliceSource(self.0).read_into(start, len, out)
     }
 }
 
