@@ -68,8 +68,10 @@ pub struct Limits {
     pub decode_bodies: bool,
     pub max_decode_bytes: u32,
     pub per_partition_metrics: bool,
-    /// Most bytes one direction may hold back (policy: a request being inspected).
+    /// Most bytes a held frame may keep in Envoy's buffer (beyond, it is held in the VM).
     pub hold_budget: u64,
+    /// Largest frame held whole to inspect or rewrite.
+    pub max_inspect: u64,
 }
 
 impl From<&Config> for Limits {
@@ -81,6 +83,7 @@ impl From<&Config> for Limits {
             max_decode_bytes: c.max_decode_bytes,
             per_partition_metrics: c.per_partition_metrics,
             hold_budget: u64::from(c.policy.hold_budget_bytes),
+            max_inspect: u64::from(c.policy.max_inspect_bytes),
         }
     }
 }
@@ -504,7 +507,7 @@ impl Connection {
                 Disposition::Scan(Box::new(BodyScan::new(key, id.api_version, true, start.prefix.get(header_len..).unwrap_or_default())))
             }
             (Some(key), _) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
-            (Some(_), _) if tracked && u64::from(start.body_len) <= self.limits.hold_budget => Disposition::Capture,
+            (Some(_), _) if tracked && u64::from(start.body_len) <= self.limits.max_inspect => Disposition::Capture,
             _ => Disposition::Skip,
         }
     }

@@ -13,8 +13,8 @@
 //!   from the buffer and rewritten. An edit at the front of the buffer copies nothing else; an
 //!   edit behind other frames copies them (only on refusals, never on the forwarding path).
 //! * A frame that must be seen whole before it may pass is held: by pausing while the held bytes
-//!   fit the hold budget, otherwise by moving its bytes into the VM (and forwarding what precedes
-//!   it) until the rest arrives.
+//!   fit the hold budget, otherwise by moving its bytes into the VM as they arrive (forwarding what
+//!   precedes it), so Envoy's buffer never grows past its limit and stops reading.
 //! * A frame refused at its start (too large to hold) is drained as it passes and its replacement
 //!   written where it ends.
 
@@ -218,9 +218,11 @@ impl<T> Flow<T> {
             let start = self.position(open.start);
             if open.drain {
                 edits.push(Edit { start, end: len, data: Bytes::new() });
-            } else if open.held.is_some() || (start as u64).saturating_add(open.len()) <= budget {
+            } else if open.held.is_none() && (start as u64).saturating_add(open.len()) <= budget {
                 settled.pause = true;
             } else {
+                // Too much for Envoy's buffer: the frame's bytes so far go into the VM, and so do
+                // its next ones, callback by callback, until it is whole.
                 move_to_vm = Some(start);
             }
         } else if let Some(offset) = pending {
@@ -238,7 +240,7 @@ impl<T> Flow<T> {
                 return settled;
             }
             match &mut self.open {
-                Some(open) => open.held = Some(held),
+                Some(open) => open.held.get_or_insert_with(Vec::new).append(&mut held),
                 None => self.partial = pending.map(|offset| (offset, held)),
             }
             edits.push(Edit { start, end: len, data: Bytes::new() });

@@ -292,8 +292,9 @@ fn a_mixed_request_loses_only_the_refused_topics_and_gets_their_errors_merged() 
 }
 
 #[test]
-fn a_request_too_large_to_hold_is_refused_as_it_passes() {
-    let config = r#"{"policy": {"hold_budget_bytes": 4096, "rules": [{"name": "compression", "produce": {"compression": ["zstd"]}}]}}"#;
+fn a_request_too_large_to_inspect_is_refused_as_it_passes() {
+    let config = r#"{"policy": {"hold_budget_bytes": 4096, "max_inspect_bytes": 8192,
+        "rules": [{"name": "compression", "produce": {"compression": ["zstd"]}}]}}"#;
     let mut proxy = Proxy::new(config);
     let big = produce(2, -1, &[("orders", batch(50, 4, 20_000, -1))]);
     let stream = [metadata(1), big, metadata(3)].concat();
@@ -303,6 +304,42 @@ fn a_request_too_large_to_hold_is_refused_as_it_passes() {
     let got = frames(&proxy.responses.forwarded);
     let (_, refused) = decode_produce_response(&got[1]);
     assert_eq!(refused.responses[0].partition_responses[0].error_code, 10, "MESSAGE_TOO_LARGE");
+}
+
+const COMPRESSION_SMALL_BUDGET: &str = r#"{"policy": {"hold_budget_bytes": 4096,
+    "rules": [{"name": "compression", "produce": {"compression": ["zstd"]}}]}}"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Larger than the hold budget (Envoy's buffer would stop reading): held in the VM as its
+    /// bytes arrive, inspected whole, forwarded byte for byte or refused.
+    #[test]
+    fn a_request_larger_than_the_hold_budget_is_held_in_the_vm_and_inspected(request_sizes in sizes()) {
+        let allowed = produce(2, -1, &[("orders", batch(50, 4, 20_000, -1))]);
+        let refused = produce(3, -1, &[("orders", batch(50, 1, 20_000, -1))]);
+        let mut proxy = Proxy::new(COMPRESSION_SMALL_BUDGET);
+        let stream = [metadata(1), allowed.clone(), refused, metadata(4)].concat();
+        proxy.deliver(Dir::Request, &stream, &request_sizes);
+        prop_assert!(proxy.requests.buffer.is_empty());
+        prop_assert_eq!(&proxy.requests.forwarded, &[metadata(1), allowed, refuse::placeholder(3).to_vec(), metadata(4)].concat());
+        let refusals = proxy.sink.sum(|m| matches!(m, Metric::PolicyDecisions { action: "refused", .. }));
+        prop_assert_eq!(refusals, 1);
+    }
+}
+
+#[test]
+fn a_large_request_through_the_vm_is_counted_and_envoys_buffer_stays_small() {
+    let mut proxy = Proxy::new(COMPRESSION_SMALL_BUDGET);
+    let allowed = produce(2, -1, &[("orders", batch(50, 4, 20_000, -1))]);
+    let mut most = 0;
+    for chunk in allowed.chunks(1500) {
+        proxy.deliver(Dir::Request, chunk, &[usize::MAX]);
+        most = most.max(proxy.requests.buffer.len());
+    }
+    assert_eq!(proxy.requests.forwarded, allowed);
+    assert!(most <= 4096 + 1500, "Envoy's buffer held {most} bytes");
+    assert!(proxy.sink.sum(|m| matches!(m, Metric::FramesHeldInVm { .. })) >= 1);
 }
 
 #[test]

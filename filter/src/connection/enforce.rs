@@ -150,16 +150,16 @@ impl Connection {
         let request = RequestInfo { key, version: info.id.api_version, frame_bytes, subject: self.subject(client_id) };
         let mut early = policy.check(&rules, &request, Body::Unread, &mut |_| None);
         let needs_body = policy.needs_body(&rules, key);
-        let too_large = frame_bytes > self.limits.hold_budget;
+        let too_large = frame_bytes > self.limits.max_inspect;
         if too_large && needs_body {
             if let Some(index) = policy.first_enforced(&rules) {
                 early.push(Violation {
                     rule: index,
-                    check: "hold_budget_bytes",
+                    check: "max_inspect_bytes",
                     code: if key == ApiKey::Produce { codes::MESSAGE_TOO_LARGE } else { codes::POLICY_VIOLATION },
                     detail: format!(
-                        "a request of {frame_bytes} bytes is larger than the hold budget ({}) and cannot be inspected",
-                        self.limits.hold_budget
+                        "a request of {frame_bytes} bytes is larger than max_inspect_bytes ({}) and cannot be inspected",
+                        self.limits.max_inspect
                     ),
                     topics: None,
                 });
@@ -436,7 +436,7 @@ impl Connection {
     /// Starts tracking a response the filter replaces or rewrites. `Some` is the disposition for
     /// its frame; `None` leaves the response to the observing path.
     pub(super) fn track_response(&mut self, start: &FrameStart, request: &InFlight<RequestContext>, sink: &mut dyn MetricSink) -> Option<Disposition> {
-        let fits = u64::from(start.body_len) + 4 <= self.limits.hold_budget;
+        let fits = u64::from(start.body_len) + 4 <= self.limits.max_inspect;
         let key = ApiKey::try_from(request.api_key).ok()?;
         let (payload, fate, drain) = match &request.extra.answer {
             Some(Answer::Replace(bytes)) => (AnswerFrame::Replace, Fate::Replace(bytes.clone()), true),

@@ -17,22 +17,35 @@ use kafka_lens_codec::kafka_protocol::messages::ApiKey;
 /// (Envoy's default is 1 MiB): a held buffer above that limit stops Envoy reading the connection.
 pub const DEFAULT_HOLD_BUDGET_BYTES: u32 = 512 * 1024;
 
+/// Default largest frame held whole: above the largest requests clients send by default (Java
+/// `max.request.size` 1 MiB, librdkafka `message.max.bytes` 1,000,000 plus framing).
+pub const DEFAULT_MAX_INSPECT_BYTES: u32 = 8 * 1024 * 1024;
+
 /// The policy: empty (no rules) by default, in which case the filter only observes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// Rules, evaluated in order; every matching rule applies (a request may break several).
     pub rules: Vec<Rule>,
-    /// Largest request (or response) the filter holds back whole to inspect or rewrite it. A
-    /// request a rule must inspect that is larger is refused unread (`too_large_to_inspect`).
+    /// Most bytes a held frame may keep in Envoy's connection buffer (Envoy `Pause`). A larger
+    /// frame is held in the VM instead (copied in, and out again if forwarded). Keep it below the
+    /// listener's `per_connection_buffer_limit_bytes`.
     pub hold_budget_bytes: u32,
+    /// Largest request (or response) the filter holds whole to inspect or rewrite it. A request a
+    /// rule must inspect that is larger is refused unread (check `max_inspect_bytes`).
+    pub max_inspect_bytes: u32,
     /// Policy log lines per second per worker, beyond which lines are counted, not written.
     pub log_lines_per_second: u32,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { rules: Vec::new(), hold_budget_bytes: DEFAULT_HOLD_BUDGET_BYTES, log_lines_per_second: 10 }
+        PolicyConfig {
+            rules: Vec::new(),
+            hold_budget_bytes: DEFAULT_HOLD_BUDGET_BYTES,
+            max_inspect_bytes: DEFAULT_MAX_INSPECT_BYTES,
+            log_lines_per_second: 10,
+        }
     }
 }
 
@@ -304,6 +317,12 @@ impl PolicyConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.hold_budget_bytes < 1024 {
             return Err(("policy.hold_budget_bytes".into(), format!("must be at least 1024, got {}", self.hold_budget_bytes)));
+        }
+        if self.max_inspect_bytes < self.hold_budget_bytes {
+            return Err((
+                "policy.max_inspect_bytes".into(),
+                format!("must be at least hold_budget_bytes ({}), got {}", self.hold_budget_bytes, self.max_inspect_bytes),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, rule) in self.rules.iter().enumerate() {
