@@ -406,3 +406,28 @@ def test_the_guide_links_exist_and_name_every_variant():
     for variant in [*VARIANTS, "koperator", "monitoring"]:
         assert f"{variant}/" in guide, variant
     assert "kafka_requests_total" in guide and "15020/stats/prometheus" in guide
+
+
+# --- the Envoy config inside the EnvoyFilters, checked by Envoy itself -------------------------
+def test_envoy_accepts_the_wasm_filter_of_every_envoyfilter(tmp_path: Path):
+    """The CRD schema does not look inside a patch value. Each EnvoyFilter's network Wasm typed
+    config is put in place of the one in envoy-configs/local.yaml (its module source changed to the
+    local build: an oci:// module can only be fetched by the Istio agent) and must pass
+    `envoy --mode validate`, which also runs the filter's configuration check."""
+    local = yaml.safe_load((ROOT / "envoy-configs" / "local.yaml").read_text())
+    module = ROOT / ".run" / "kafka-lens.wasm"
+    assert module.exists(), "tests/run.sh builds the module before the end-to-end tests"
+    checked = 0
+    for path, doc in manifests({"EnvoyFilter"}):
+        for typed in wasm_typed_configs(doc["spec"]["configPatches"]):
+            config = json.loads(json.dumps(local))
+            candidate = json.loads(json.dumps(typed))
+            candidate["config"]["vm_config"]["code"] = {"local": {"filename": str(module)}}
+            config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"] = candidate
+            rendered = tmp_path / f"{path.parent.name}-{path.stem}-{checked}.yaml"
+            rendered.write_text(yaml.safe_dump(config, sort_keys=False))
+            out = subprocess.run(["envoy", "--mode", "validate", "-c", str(rendered)], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=120)
+            assert out.returncode == 0, f"{path}: " + (out.stdout + out.stderr)[-3000:]
+            checked += 1
+    assert checked >= 4, checked
