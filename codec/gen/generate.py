@@ -8,6 +8,12 @@ structs (name, fields, field types) and generates walkers the crate does not pro
 * response_errors.rs: every error code field of every response (`error_code`,
   `*_error_code`), at every nesting level (per topic, per partition, ...), and the Kafka
   names of the error codes (`NOT_LEADER_OR_FOLLOWER`) from the crate's error table.
+* names.rs: every topic name, consumer group id and transactional id of every request and
+  response (the fields Kafka's specs mark `entityType: topicName` / `groupId` /
+  `transactionalId`, which the crate types `TopicName` / `GroupId` / `TransactionalId`), at every
+  nesting level (direct, Option, Vec, Option<Vec>, nested structures, maps keyed by a name as older
+  kafka-protocol releases generated keyed arrays), and the lists of APIs holding each kind. The
+  generator fails on a field shape it cannot walk rather than skipping it.
 
 Generated code is committed; `generate.py --check` (run by the test command) fails if it is stale,
 so a crate upgrade that adds a message or an error field regenerates it, never silently drops it.
@@ -93,12 +99,20 @@ def has_errors(name: str, types: dict[str, list[tuple[str, str]]], memo: dict[st
     return found
 
 
-def response_variants() -> list[str]:
-    """Variants of kafka-protocol's ResponseKind (`Produce`, `Fetch`, ...)."""
+def variants(kind: str = "Response") -> list[str]:
+    """Variants of kafka-protocol's ResponseKind or RequestKind (`Produce`, `Fetch`, ...)."""
     text = MESSAGES_RS.read_text()
-    enum = text[text.index("pub enum ResponseKind {"):]
+    enum = text[text.index(f"pub enum {kind}Kind {{"):]
     enum = enum[:enum.index("\n}")]
-    return [variant for variant, _ in re.findall(r"^    (\w+)\((\w+)Response\),$", enum, re.M)]
+    found = re.findall(rf"^    (\w+)\((\w+){kind}\),$", enum, re.M)
+    for variant, message in found:
+        if variant != message:
+            raise SystemExit(f"{kind}Kind::{variant} holds {message}{kind}: the generator assumes equal names")
+    return [variant for variant, _ in found]
+
+
+def response_variants() -> list[str]:
+    return variants("Response")
 
 
 def snake(camel: str) -> str:
@@ -164,9 +178,194 @@ pub trait ErrorCodes {
     return "".join(parts)
 
 
+# Kafka entity types the crate gives a newtype, and the NameKind variant of each.
+NAME_TYPES = {"TopicName": "Topic", "GroupId": "Group", "TransactionalId": "TransactionalId"}
+
+
+def name_field(ty: str) -> tuple[str, str] | None:
+    """For a field holding names: (how to iterate, NameKind variant)."""
+    for pattern, how in ((r"super::(\w+)", "one"), (r"Option<super::(\w+)>", "option"),
+                         (r"Vec<super::(\w+)>", "vec"), (r"Option<Vec<super::(\w+)>>", "option_vec")):
+        m = re.fullmatch(pattern, ty)
+        if m and m.group(1) in NAME_TYPES:
+            return how, NAME_TYPES[m.group(1)]
+    return None
+
+
+MAP = re.compile(r"(?:\w+::)*(?:IndexMap|BTreeMap|HashMap)<(super::)?(\w+), (\w+)>")
+
+
+def map_field(ty: str, known: set[str]) -> tuple[str | None, str | None] | None:
+    """For a map (older kafka-protocol releases keyed arrays by their map key in an IndexMap):
+    (NameKind of the key or None, struct name of the value or None)."""
+    m = MAP.fullmatch(ty)
+    if not m:
+        return None
+    key = NAME_TYPES.get(m.group(2)) if m.group(1) else None
+    value = m.group(3) if m.group(3) in known else None
+    return key, value
+
+
+def name_kinds(name: str, types: dict[str, list[tuple[str, str]]], memo: dict[str, set[str]], stack: set[str]) -> set[str]:
+    """The NameKind variants a struct holds at any depth (cycles count as none)."""
+    if name in memo:
+        return memo[name]
+    if name in stack:
+        return set()
+    stack.add(name)
+    found: set[str] = set()
+    for field, ty in types[name]:
+        direct = name_field(ty)
+        inner = nested(ty, set(types))
+        keyed = map_field(ty, set(types))
+        if direct:
+            found.add(direct[1])
+        elif inner:
+            found |= name_kinds(inner[1], types, memo, stack)
+        elif keyed:
+            if keyed[0]:
+                found.add(keyed[0])
+            if keyed[1]:
+                found |= name_kinds(keyed[1], types, memo, stack)
+        elif field != "unknown_tagged_fields":
+            # A shape neither walker handles (IndexMap<TopicName, _>, Vec<Vec<_>>, ...) must not
+            # silently hide names: fail so the generator is taught the shape.
+            words = set(re.findall(r"\w+", ty))
+            if words & set(NAME_TYPES) or words & set(types):
+                raise SystemExit(f"{name}.{field}: type {ty} holds names or message structures in a shape generate.py cannot walk")
+    stack.discard(name)
+    memo[name] = found
+    return found
+
+
+def names_walker(module: str, name: str, fields: list[tuple[str, str]], known: set[str], memo: dict[str, set[str]]) -> str:
+    lines = []
+    for field, ty in fields:
+        direct = name_field(ty)
+        if direct:
+            how, kind = direct
+            call = f"f(NameKind::{kind}, &mut item.0);"
+            if how == "one":
+                lines.append(f"        f(NameKind::{kind}, &mut self.{field}.0);")
+            elif how == "option":
+                lines.append(f"        if let Some(item) = &mut self.{field} {{\n            {call}\n        }}")
+            elif how == "vec":
+                lines.append(f"        for item in &mut self.{field} {{\n            {call}\n        }}")
+            else:
+                lines.append(f"        for item in self.{field}.iter_mut().flatten() {{\n            {call}\n        }}")
+            continue
+        keyed = map_field(ty, known)
+        if keyed:
+            key, value = keyed
+            walk_value = value is not None and bool(memo.get(value))
+            if key:
+                # Keys cannot change in place: rebuild the map, keeping its order.
+                value_binding = "mut value" if walk_value else "value"
+                visit = f"f(NameKind::{key}, &mut key.0);" + ("\n                value.names_mut(f);" if walk_value else "")
+                lines.append(f"        self.{field} = std::mem::take(&mut self.{field})\n"
+                             f"            .into_iter()\n"
+                             f"            .map(|(mut key, {value_binding})| {{\n                {visit}\n                (key, value)\n            }})\n"
+                             f"            .collect();")
+            elif walk_value:
+                lines.append(f"        for item in self.{field}.values_mut() {{\n            item.names_mut(f);\n        }}")
+            continue
+        inner = nested(ty, known)
+        if inner is None or not memo.get(inner[1]):
+            continue
+        how, _ = inner
+        if how == "vec":
+            lines.append(f"        for item in &mut self.{field} {{\n            item.names_mut(f);\n        }}")
+        elif how == "option_vec":
+            lines.append(f"        for item in self.{field}.iter_mut().flatten() {{\n            item.names_mut(f);\n        }}")
+        elif how == "option":
+            lines.append(f"        if let Some(item) = &mut self.{field} {{\n            item.names_mut(f);\n        }}")
+        else:
+            lines.append(f"        self.{field}.names_mut(f);")
+    body = "\n".join(lines)
+    return (f"impl Names for messages::{module}::{name} {{\n"
+            f"    fn names_mut(&mut self, f: &mut dyn FnMut(NameKind, &mut StrBytes)) {{\n{body}\n    }}\n}}\n")
+
+
+def names() -> str:
+    parts = [HEADER, """//! Every topic name, consumer group id and transactional id in every Kafka request and response,
+//! at every nesting level.
+//!
+//! Generated from the kafka-protocol crate's message types (themselves generated from Kafka's JSON
+//! message specs): one [`Names`] impl per request or response structure that holds, at any depth,
+//! a field the specs mark `entityType: topicName`, `groupId` or `transactionalId` (which the crate
+//! types [`TopicName`](kafka_protocol::messages::TopicName),
+//! [`GroupId`](kafka_protocol::messages::GroupId) and
+//! [`TransactionalId`](kafka_protocol::messages::TransactionalId)), whether held directly, as an
+//! `Option`, a `Vec`, or inside nested structures and arrays of structures.
+//!
+//! A decoded message holds every field of every version: a field absent at the decoded version is
+//! visited too, with its default value (an empty name), and is not encoded.
+
+use kafka_protocol::messages::{self, ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+/// Which kind of Kafka entity a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    /// A topic name (`TopicName`).
+    Topic,
+    /// A consumer group id (`GroupId`), classic, consumer or share group.
+    Group,
+    /// A transactional id (`TransactionalId`).
+    TransactionalId,
+}
+
+/// Calls `f` with every topic name, group id and transactional id of a message structure, for
+/// reading or rewriting in place.
+pub trait Names {
+    fn names_mut(&mut self, f: &mut dyn FnMut(NameKind, &mut StrBytes));
+}
+
+"""]
+    lists: dict[tuple[str, str], list[str]] = {}
+    dispatches = {}
+    for kind in ("Request", "Response"):
+        dispatch = []
+        for variant in variants(kind):
+            module = snake(variant) + "_" + kind.lower()
+            types = structs(MESSAGES / f"{module}.rs")
+            memo: dict[str, set[str]] = {}
+            for name in types:
+                name_kinds(name, types, memo, set())
+            top = f"{variant}{kind}"
+            if top not in types:
+                raise SystemExit(f"{module}.rs has no struct {top}")
+            if not memo.get(top):
+                dispatch.append(f"        {kind}Kind::{variant}(_) => {{}}")
+                continue
+            for name_kind in memo[top]:
+                lists.setdefault((kind, name_kind), []).append(variant)
+            for name, fields in types.items():
+                if memo.get(name):
+                    parts.append(names_walker(module, name, fields, set(types), memo))
+                    parts.append("\n")
+            dispatch.append(f"        {kind}Kind::{variant}(body) => body.names_mut(f),")
+        dispatches[kind] = dispatch
+    for kind in ("Request", "Response"):
+        lower = kind.lower()
+        parts.append(f"/// Calls `f` with every topic name, group id and transactional id of a decoded {lower} body.\n")
+        parts.append(f"pub fn {lower}_names_mut(body: &mut {kind}Kind, f: &mut dyn FnMut(NameKind, &mut StrBytes)) {{\n    match body {{\n")
+        parts.append("\n".join(dispatches[kind]))
+        parts.append("\n        #[allow(unreachable_patterns)]\n        _ => {}\n    }\n}\n\n")
+    for newtype, name_kind in NAME_TYPES.items():
+        const = {"Topic": "TOPIC_NAMES", "Group": "GROUP_IDS", "TransactionalId": "TRANSACTIONAL_IDS"}[name_kind]
+        for kind in ("Request", "Response"):
+            apis = lists.get((kind, name_kind), [])
+            parts.append(f"/// The APIs whose {kind.lower()}s hold a `{newtype}` at some version, at any depth.\n")
+            parts.append(f"pub const APIS_WITH_{const}_IN_{kind.upper()}S: &[ApiKey] = &[\n")
+            parts.extend(f"    ApiKey::{variant},\n" for variant in apis)
+            parts.append("];\n\n")
+    return "".join(parts).rstrip("\n") + "\n"
+
+
 def main() -> int:
     check = "--check" in sys.argv[1:]
-    outputs = {OUT / "response_errors.rs": response_errors()}
+    outputs = {OUT / "response_errors.rs": response_errors(), OUT / "names.rs": names()}
     stale = []
     for path, text in outputs.items():
         if check:

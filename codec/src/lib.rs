@@ -23,6 +23,8 @@
 //!   kafka-protocol crate generates.
 //! * [`generated`]: walkers generated from the kafka-protocol crate's message types: every error
 //!   code of every response.
+//! * [`topic_names`]: every topic name, consumer group id and transactional id of every request
+//!   and response (generated walkers), for renaming and per-tenant prefixes in both directions.
 //! * [`records`]: record-batch (magic 2) and legacy message-set (magic 0/1) headers, parsed with nom
 //!   without touching record payloads.
 //! * [`sasl`]: follows SASL exchanges (handshake, authenticate messages, raw v0 tokens) to learn the
@@ -49,6 +51,7 @@ pub mod records;
 pub mod refusal;
 pub mod sasl;
 pub mod scan;
+pub mod topic_names;
 
 pub use kafka_protocol;
 pub use uuid;

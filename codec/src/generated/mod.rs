@@ -4,3 +4,5 @@
 
 #[allow(clippy::all)]
 pub mod response_errors;
+#[allow(clippy::all)]
+pub mod names;
