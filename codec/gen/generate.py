@@ -57,6 +57,18 @@ def is_error_code(field: str, ty: str) -> bool:
     return ty == "i16" and (field == "error_code" or field.endswith("_error_code"))
 
 
+def visit_nested(field: str, how: str, method: str, mutable: bool) -> str:
+    """Rust that calls `method(f)` on every nested message a field holds (`how`: from `nested`)."""
+    ref, iter_ = ("&mut ", "iter_mut") if mutable else ("&", "iter")
+    if how == "vec":
+        return f"        for item in {ref}self.{field} {{\n            item.{method}(f);\n        }}"
+    if how == "option_vec":
+        return f"        for item in self.{field}.{iter_}().flatten() {{\n            item.{method}(f);\n        }}"
+    if how == "option":
+        return f"        if let Some(item) = {ref}self.{field} {{\n            item.{method}(f);\n        }}"
+    return f"        self.{field}.{method}(f);"
+
+
 def walker(module: str, name: str, fields: list[tuple[str, str]], known: set[str], reachable: dict[str, bool]) -> str:
     lines = []
     for field, ty in fields:
@@ -66,15 +78,7 @@ def walker(module: str, name: str, fields: list[tuple[str, str]], known: set[str
         inner = nested(ty, known)
         if inner is None or not reachable.get(inner[1]):
             continue
-        how, _ = inner
-        if how == "vec":
-            lines.append(f"        for item in &self.{field} {{\n            item.error_codes(f);\n        }}")
-        elif how == "option_vec":
-            lines.append(f"        for item in self.{field}.iter().flatten() {{\n            item.error_codes(f);\n        }}")
-        elif how == "option":
-            lines.append(f"        if let Some(item) = &self.{field} {{\n            item.error_codes(f);\n        }}")
-        else:
-            lines.append(f"        self.{field}.error_codes(f);")
+        lines.append(visit_nested(field, inner[0], "error_codes", mutable=False))
     body = "\n".join(lines)
     return (f"impl ErrorCodes for messages::{module}::{name} {{\n"
             f"    fn error_codes(&self, f: &mut dyn FnMut(i16)) {{\n{body}\n    }}\n}}\n")
@@ -272,15 +276,7 @@ def names_walker(module: str, name: str, fields: list[tuple[str, str]], known: s
         inner = nested(ty, known)
         if inner is None or not memo.get(inner[1]):
             continue
-        how, _ = inner
-        if how == "vec":
-            lines.append(f"        for item in &mut self.{field} {{\n            item.names_mut(f);\n        }}")
-        elif how == "option_vec":
-            lines.append(f"        for item in self.{field}.iter_mut().flatten() {{\n            item.names_mut(f);\n        }}")
-        elif how == "option":
-            lines.append(f"        if let Some(item) = &mut self.{field} {{\n            item.names_mut(f);\n        }}")
-        else:
-            lines.append(f"        self.{field}.names_mut(f);")
+        lines.append(visit_nested(field, inner[0], "names_mut", mutable=True))
     body = "\n".join(lines)
     return (f"impl Names for messages::{module}::{name} {{\n"
             f"    fn names_mut(&mut self, f: &mut dyn FnMut(NameKind, &mut StrBytes)) {{\n{body}\n    }}\n}}\n")
