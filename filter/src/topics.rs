@@ -60,11 +60,16 @@ pub fn name(sink: &mut dyn MetricSink, topic: &TopicRef) -> Option<String> {
     }
 }
 
+/// How a topic known only by its id is named in labels, logs and policy decisions: `id-<hex>`.
+pub fn id_label(id: &[u8; 16]) -> String {
+    format!("id-{}", hex(id))
+}
+
 /// The `topic` label: the (capped, sanitized) name, or `id-<hex>` for an id not yet learned.
 pub fn label(sink: &mut dyn MetricSink, topic: &TopicRef) -> Label {
     match (name(sink, topic), topic) {
         (Some(name), _) => sink.label(LabelKind::Topic, Some(&name)),
-        (None, TopicRef::Id(id)) => sink.label(LabelKind::Topic, Some(&format!("id-{}", hex(id)))),
+        (None, TopicRef::Id(id)) => sink.label(LabelKind::Topic, Some(&id_label(id))),
         (None, TopicRef::Name(name)) => sink.label(LabelKind::Topic, Some(name)),
     }
 }

@@ -89,10 +89,6 @@ fn topic_of(violation: &Violation) -> Option<&str> {
     violation.topics.as_ref().and_then(|t| t.first()).map(String::as_str)
 }
 
-fn id_label(id: &[u8; 16]) -> String {
-    format!("id-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 impl Connection {
     fn subject<'a>(&'a self, client_id: Option<&'a str>) -> Subject<'a> {
         Subject {
@@ -370,12 +366,10 @@ impl Connection {
         let correlation_id = p.correlation_id?;
         let bytes = Bytes::from(self.request_flow.read_frame(frame, buffer)?);
         let request = body::decode_request(&bytes.slice(4.min(bytes.len())..)).ok()?;
+        // The same names the policy's violations carry (unlearned ids as `id-<hex>`).
         let mut refuse_topic = |name: &str, id: &[u8; 16]| {
-            let label = if name.is_empty() && id.iter().any(|b| *b != 0) {
-                topics::name(sink, &TopicRef::Id(*id)).unwrap_or_else(|| id_label(id))
-            } else {
-                name.to_string()
-            };
+            let label = policy::topic_name(name, id, &mut |id| topics::name(sink, &TopicRef::Id(*id)))
+                .unwrap_or_else(|| topics::id_label(id));
             refused_topics.contains(&label)
         };
         let (kept, refused) = refusal::split_topics(&request.body, &mut refuse_topic)?;

@@ -159,7 +159,17 @@ struct Topic {
 
 impl Topic {
     fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("id-{}", self.id.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        self.name.clone().unwrap_or_else(|| crate::topics::id_label(&self.id))
+    }
+}
+
+/// The name of a topic a message names by `name` or, where the version names topics by id
+/// (`name` empty), by `id` resolved through `resolve`; `None` for an id not learned.
+pub fn topic_name(name: &str, id: &[u8; 16], resolve: &mut dyn FnMut(&[u8; 16]) -> Option<String>) -> Option<String> {
+    if name.is_empty() && id.iter().any(|b| *b != 0) {
+        resolve(id)
+    } else {
+        Some(name.to_string())
     }
 }
 
@@ -171,10 +181,7 @@ fn topics_of(body: Body, resolve: &mut dyn FnMut(&[u8; 16]) -> Option<String>) -
         Body::Unread => Vec::new(),
     };
     raw.into_iter()
-        .map(|(name, id)| {
-            let name = if name.is_empty() && id.iter().any(|b| *b != 0) { resolve(&id) } else { Some(name) };
-            Topic { name, id }
-        })
+        .map(|(name, id)| Topic { name: topic_name(&name, &id, resolve), id })
         .collect()
 }
 
