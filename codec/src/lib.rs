@@ -25,8 +25,12 @@
 //!   code of every response.
 //! * [`topic_names`]: every topic name, consumer group id and transactional id of every request
 //!   and response (generated walkers), for renaming and per-tenant prefixes in both directions.
+//! * [`name_edit`]: renames topic names and the transactional id of Produce requests and Fetch
+//!   responses as an edit of the frame's prefix, leaving the records in Envoy's buffer uncopied.
 //! * [`records`]: record-batch (magic 2) and legacy message-set (magic 0/1) headers, parsed with nom
 //!   without touching record payloads.
+//! * [`rename`]: topic renames and per-tenant prefixes applied to decoded requests (client view
+//!   → broker view) and responses (back, hiding what the client may not see).
 //! * [`sasl`]: follows SASL exchanges (handshake, authenticate messages, raw v0 tokens) to learn the
 //!   authenticated user without keeping any secret.
 //! * [`scan`]: streaming structural scan of Produce requests and Fetch responses: topics,
@@ -46,9 +50,11 @@ pub mod detect;
 pub mod frame;
 pub mod generated;
 pub mod header;
+pub mod name_edit;
 pub mod read_ahead;
 pub mod records;
 pub mod refusal;
+pub mod rename;
 pub mod sasl;
 pub mod scan;
 pub mod topic_names;

@@ -827,7 +827,7 @@ fn describe_transactions(r: &DescribeTransactionsRequest, e: &Refusal) -> Descri
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api;
     use crate::body;
@@ -877,7 +877,7 @@ mod tests {
 
     /// A request of `key` at `v` naming two entries (topics with partitions 0 and 1, groups,
     /// resources...), by id where the version names topics by id.
-    fn sample(key: ApiKey, v: i16) -> RequestKind {
+    pub(crate) fn sample(key: ApiKey, v: i16) -> RequestKind {
         let parts = vec![0, 1];
         match key {
             ApiKey::Produce => ProduceRequest::default()
@@ -1120,7 +1120,7 @@ mod tests {
     }
 
     /// `request` as the filter sees it: encoded at `v` and decoded again.
-    fn off_the_wire(key: ApiKey, v: i16, request: &RequestKind) -> RequestKind {
+    pub(crate) fn off_the_wire(key: ApiKey, v: i16, request: &RequestKind) -> RequestKind {
         let header = RequestHeader::default()
             .with_request_api_key(key as i16)
             .with_request_api_version(v)
@@ -1130,7 +1130,7 @@ mod tests {
     }
 
     /// The response as the client reads it: encoded with correlation id 7 and decoded at `v`.
-    fn client_reads(key: ApiKey, v: i16, response: &ResponseKind) -> ResponseKind {
+    pub(crate) fn client_reads(key: ApiKey, v: i16, response: &ResponseKind) -> ResponseKind {
         let header = ResponseHeader::default().with_correlation_id(7);
         let frame = body::encode_response(&header, response, key, v).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
         let decoded = body::decode_response(&frame.slice(4..), key, v).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));

@@ -49,6 +49,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Broker addresses to advertise instead of the brokers' own (see the `addresses` module).
     pub broker_addresses: BrokerAddresses,
+    /// Topic renames and per-tenant prefixes (see the `rewrite` module); none by default.
+    pub topic_rewrite: crate::rewrite::TopicRewriteConfig,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -143,6 +145,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             policy: PolicyConfig::default(),
             broker_addresses: BrokerAddresses::default(),
+            topic_rewrite: crate::rewrite::TopicRewriteConfig::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -210,7 +213,9 @@ impl Config {
         if self.labels.max_metric_series < 100 {
             return fail("labels.max_metric_series", format!("must be at least 100, got {}", self.labels.max_metric_series));
         }
-        if let Err((field, message)) = self.policy.validate().and_then(|()| self.broker_addresses.validate()) {
+        if let Err((field, message)) =
+            self.policy.validate().and_then(|()| self.broker_addresses.validate()).and_then(|()| self.topic_rewrite.validate())
+        {
             return Err(ConfigError { field, message });
         }
         if self.max_decode_bytes > self.max_frame_bytes {

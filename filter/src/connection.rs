@@ -32,7 +32,9 @@ use crate::policy::Policy;
 use crate::groups;
 use crate::produce::{self, PendingProduce};
 use crate::response_errors;
+use crate::rewrite::TopicRewrite;
 use crate::topics::{self, TopicLabels};
+use kafka_lens_codec::rename::Renamer;
 use crate::identity::Identity;
 use crate::labels::Client;
 use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
@@ -97,6 +99,8 @@ pub struct RequestContext {
     detail: Detail,
     /// What the filter does to the response: set when it refused or split the request.
     answer: Option<enforce::Answer>,
+    /// The topic mapping the request was sent under: its response is mapped back with it.
+    renamer: Option<Rc<Renamer>>,
 }
 
 /// What a response settles, learned from its request.
@@ -156,6 +160,10 @@ pub struct Connection {
     policy: Rc<Policy>,
     /// Broker addresses rewritten in responses (empty: none).
     addresses: Rc<BrokerAddresses>,
+    /// Topic renames and tenant prefixes (empty: none).
+    rewrite: Rc<TopicRewrite>,
+    /// The topic mapping of the request being read.
+    current_renamer: Option<Rc<Renamer>>,
     /// Request frames the policy may refuse, held and edited in Envoy's buffer.
     request_flow: Flow<enforce::PolicyFrame>,
     /// Response frames the filter replaces or rewrites.
@@ -270,6 +278,8 @@ impl Connection {
             software: None,
             policy: Rc::new(Policy::default()),
             addresses: Rc::new(BrokerAddresses::default()),
+            rewrite: Rc::new(TopicRewrite::default()),
+            current_renamer: None,
             request_flow: Flow::default(),
             response_flow: Flow::default(),
             close_reason: None,
@@ -286,6 +296,12 @@ impl Connection {
     /// Rewrites the broker addresses responses advertise.
     pub fn with_broker_addresses(mut self, addresses: Rc<BrokerAddresses>) -> Self {
         self.addresses = addresses;
+        self
+    }
+
+    /// Maps topic names (renames, tenant prefixes) between the client's view and the broker's.
+    pub fn with_topic_rewrite(mut self, rewrite: Rc<TopicRewrite>) -> Self {
+        self.rewrite = rewrite;
         self
     }
 
@@ -341,7 +357,10 @@ impl Connection {
             }
             FrameEvent::Scanned { result, .. } => {
                 count_scan(&result, ApiKey::Produce, Direction::Request, sink);
-                if let Ok(Scanned::Produce(summary)) = result {
+                if let Ok(Scanned::Produce(mut summary)) = result {
+                    if let Some(renamer) = &self.current_renamer {
+                        enforce::produce_to_broker(&mut summary, renamer);
+                    }
                     self.produce_scanned(&summary, sink);
                     if let Some(open) = self.request_flow.open_mut() {
                         open.payload.body = enforce::PolicyBody::Produce(summary);
@@ -472,6 +491,20 @@ impl Connection {
         if key.is_none() && self.refuses_unknown(&info, sink) {
             return Disposition::Skip;
         }
+        self.current_renamer = if self.rewrite.is_empty() { None } else { self.rewrite.renamer_for(&self.subject(info.client_id())) };
+        if let Some(renamer) = &self.current_renamer {
+            let allowed = key.is_some_and(|key| self.rewrite.allows(renamer, key, id.api_version));
+            if !allowed {
+                log::warn!(
+                    "closing connection: {} v{} cannot be rewritten for this client's topic names (unknown to the codec, or addressing topics by id under a tenant prefix)",
+                    api_name,
+                    id.api_version
+                );
+                sink.add(Metric::ConnectionsClosedByFilter { reason: "rewrite_unsupported_version" }, 1);
+                self.close_reason = Some("rewrite_unsupported_version");
+                return Disposition::Skip;
+            }
+        }
         let client = self.client_label(info.client_id(), sink);
         sink.add(Metric::Requests { api: api_name, version: version_label(id.api_version), client: client.clone() }, 1);
         sink.add(Metric::RequestBytes { api: api_name, client: client.clone() }, i64::from(start.body_len) + 4);
@@ -489,7 +522,13 @@ impl Connection {
                 correlation_id: id.correlation_id,
                 api_key: id.api_key,
                 api_version: id.api_version,
-                extra: RequestContext { started_micros: sink.now_micros(), client: client.clone(), detail: Detail::None, answer: None },
+                extra: RequestContext {
+                    started_micros: sink.now_micros(),
+                    client: client.clone(),
+                    detail: Detail::None,
+                    answer: None,
+                    renamer: self.current_renamer.clone(),
+                },
             });
             if overflow {
                 sink.add(Metric::InFlightOverflow, 1);
@@ -499,7 +538,9 @@ impl Connection {
             self.max_in_flight_seen = self.max_in_flight_seen.max(self.correlator.in_flight());
         }
         let tracked = match key {
-            Some(key) if !self.policy.is_empty() => self.track_request(start, key, &info, client, expects_response, sink),
+            Some(key) if !self.policy.is_empty() || self.current_renamer.is_some() => {
+                self.track_request(start, key, &info, client, expects_response, sink)
+            }
             _ => false,
         };
         match (key, info.header_len) {
@@ -590,7 +631,9 @@ impl Connection {
     }
 
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
-        let Some((_, _, client)) = self.current_request.clone() else { return };
+        let Some((_, _, client)) = self.current_request.clone() else {
+            return;
+        };
         if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
         }
@@ -598,7 +641,9 @@ impl Connection {
 
     /// Derives metrics from a decoded request.
     fn request_decoded(&mut self, request: &body::Request, sink: &mut dyn MetricSink) {
-        let Some((_, version, client)) = self.current_request.clone() else { return };
+        let Some((_, version, client)) = self.current_request.clone() else {
+            return;
+        };
         let api = api::name(request.api_key);
         match &request.body {
             RequestKind::Fetch(fetch) => {
@@ -641,10 +686,14 @@ impl Connection {
             return;
         }
         match body::decode_request(frame) {
-            Ok(request) => {
+            Ok(mut request) => {
                 sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1);
+                // Metrics and the policy see the broker's names.
+                let renamed = self.current_renamer.as_ref().map(|r| kafka_lens_codec::rename::request_to_broker(&mut request.body, r));
                 self.request_decoded(&request, sink);
                 if let Some(open) = self.request_flow.open_mut() {
+                    open.payload.renamed = renamed;
+                    open.payload.header = Some(request.header);
                     open.payload.body = enforce::PolicyBody::Decoded(Box::new(request.body));
                 }
             }
@@ -758,7 +807,9 @@ impl Connection {
     }
 
     fn fetch_scanned(&mut self, summary: &FetchSummary, sink: &mut dyn MetricSink) {
-        let Some(answering) = self.answering.take() else { return };
+        let Some(answering) = self.answering.take() else {
+            return;
+        };
         let client = &answering.request.client;
         response_errors::count_fetch(summary, client, sink);
         if let Detail::Fetch(asked) = &answering.request.detail {
@@ -793,7 +844,9 @@ impl Connection {
             self.sasl_outcome(outcome, sink);
             return;
         }
-        let Some(answering) = self.answering.take() else { return };
+        let Some(answering) = self.answering.take() else {
+            return;
+        };
         let (key, version) = (answering.key, answering.version);
         let direction = Direction::Response;
         match body::decode_response(frame, key, version) {
@@ -811,7 +864,9 @@ impl Connection {
 
     /// Feeds SASL responses to the exchange they belong to.
     fn sasl_response(&mut self, response: &ResponseKind, sink: &mut dyn MetricSink) {
-        let Some(exchange) = &mut self.sasl else { return };
+        let Some(exchange) = &mut self.sasl else {
+            return;
+        };
         let outcome = match response {
             ResponseKind::SaslHandshake(handshake) => {
                 exchange.on_handshake_response(handshake.error_code);

@@ -14,6 +14,7 @@ use crate::host::{self, Buffer, EnvoyBuffer, Stream};
 use crate::alloc;
 use crate::panics;
 use crate::metrics::{EnvoyMetrics, GaugeShare, Metric, MetricSink};
+use crate::rewrite::TopicRewrite;
 
 /// Metrics shared by every context of this VM (one VM per Envoy worker thread).
 type SharedMetrics = Rc<RefCell<EnvoyMetrics>>;
@@ -61,6 +62,8 @@ pub struct Root {
     policy: Rc<Policy>,
     /// The configuration's broker address rewriting, likewise.
     addresses: Rc<BrokerAddresses>,
+    /// The configuration's topic renames and tenant prefixes, likewise.
+    rewrite: Rc<TopicRewrite>,
     metrics: SharedMetrics,
     memory: MemoryGauges,
 }
@@ -99,6 +102,7 @@ impl RootContext for Root {
                 }
                 self.policy = Rc::new(Policy::new(config.policy.clone()));
                 self.addresses = Rc::new(config.broker_addresses.clone());
+                self.rewrite = Rc::new(TopicRewrite::new(&config.topic_rewrite));
                 self.config = Rc::new(config);
                 panics::define();
                 add(&self.metrics, Metric::ConfigLoads, 1);
@@ -133,7 +137,8 @@ impl RootContext for Root {
             connection: Connection::new(Limits::from(self.config.as_ref()))
                 .with_oauthbearer_claim(&self.config.identity.oauthbearer_principal_claim)
                 .with_policy(Rc::clone(&self.policy))
-                .with_broker_addresses(Rc::clone(&self.addresses)),
+                .with_broker_addresses(Rc::clone(&self.addresses))
+                .with_topic_rewrite(Rc::clone(&self.rewrite)),
             metrics: Rc::clone(&self.metrics),
             closed: false,
             peer_checked: false,
@@ -162,7 +167,7 @@ impl KafkaStream {
     /// Looks up the verified peer principal of a TLS connection Envoy terminated.
     fn check_peer(&mut self) {
         self.peer_checked = true;
-        if !self.config.policy.is_empty() {
+        if !self.config.policy.is_empty() || !self.config.topic_rewrite.is_empty() {
             match host::get_property(&["source", "address"]) {
                 Ok(address) => self.connection.set_source_address(address.map(|a| String::from_utf8_lossy(&a).into_owned())),
                 Err(e) => {

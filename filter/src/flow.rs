@@ -43,6 +43,10 @@ pub enum Fate {
     Forward,
     /// Replaced by these bytes (empty: dropped).
     Replace(Bytes),
+    /// The frame's first `len` bytes replaced by `data`, the rest forwarded as it is (a rename
+    /// in a record-carrying frame). Decided at the frame's start when its prefix shows every
+    /// edit: the frame is then not held, only its first `len` bytes are waited for.
+    ReplacePrefix { len: usize, data: Bytes },
 }
 
 /// A frame the filter may edit, with what the connection needs to decide on it.
@@ -206,6 +210,7 @@ impl<T> Flow<T> {
         for frame in finished {
             match frame.fate {
                 Fate::Replace(data) => edits.push(Edit { start: self.position(frame.start), end: self.position(frame.end), data }),
+                Fate::ReplacePrefix { len, data } => edits.push(self.prefix_edit(frame.start, frame.held, len, data)),
                 Fate::Forward | Fate::Undecided => {
                     if let Some(held) = frame.held {
                         edits.push(Edit { start: 0, end: 0, data: Bytes::from(held) });
@@ -214,7 +219,23 @@ impl<T> Flow<T> {
             }
         }
         let mut move_to_vm = None;
-        if let Some(open) = &self.open {
+        let early = match &self.open {
+            Some(Tracked { fate: Fate::ReplacePrefix { len: prefix, .. }, held: None, start, .. }) => {
+                Some((self.position(*start), *prefix))
+            }
+            _ => None,
+        };
+        if let Some((start, prefix)) = early {
+            if start.saturating_add(prefix) <= len {
+                // Decided at its start: the edit is made and the rest of the frame passes.
+                if let Some(Tracked { fate: Fate::ReplacePrefix { len, data }, start, .. }) = self.open.take() {
+                    edits.push(self.prefix_edit(start, None, len, data));
+                }
+            } else {
+                // Its first bytes (a frame start's worth at most) are not all here yet.
+                settled.pause = true;
+            }
+        } else if let Some(open) = &self.open {
             let start = self.position(open.start);
             if open.drain {
                 edits.push(Edit { start, end: len, data: Bytes::new() });
@@ -251,6 +272,22 @@ impl<T> Flow<T> {
         }
         self.paused = settled.pause;
         settled
+    }
+
+    /// The edit replacing the first `len` bytes of the frame at stream offset `start` with `data`;
+    /// `held` are the frame's first bytes if they were moved into the VM.
+    fn prefix_edit(&self, start: u64, held: Option<Vec<u8>>, len: usize, data: Bytes) -> Edit {
+        let held_len = held.as_ref().map_or(0, Vec::len);
+        // Where the frame's bytes still in Envoy's buffer begin.
+        let at = self.position(start + held_len as u64);
+        match held {
+            Some(held) if len <= held_len => {
+                let mut out = data.to_vec();
+                out.extend_from_slice(held.get(len..).unwrap_or_default());
+                Edit { start: at, end: at, data: Bytes::from(out) }
+            }
+            _ => Edit { start: if held_len == 0 { self.position(start) } else { at }, end: self.position(start + len as u64), data },
+        }
     }
 
     /// Writes the edits as one prefix replacement and moves `shift` past it.

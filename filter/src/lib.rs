@@ -17,13 +17,14 @@ pub mod groups;
 pub mod host;
 pub mod identity;
 pub mod labels;
-pub mod panics;
 pub mod metrics;
+pub mod panics;
 pub mod policy;
 pub mod produce;
 pub mod refuse;
 pub mod response_errors;
 pub mod retries;
+pub mod rewrite;
 pub mod testing;
 pub mod topics;
 

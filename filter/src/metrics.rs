@@ -102,6 +102,14 @@ pub enum Metric {
     /// Responses whose broker addresses could not be rewritten (too large to hold, undecodable),
     /// per API.
     AddressRewritesSkipped { api: &'static str },
+    /// Frames whose topic names (group ids, transactional ids) were mapped (`topic_rewrite`), per
+    /// API and direction.
+    TopicRewrites { api: &'static str, direction: Direction },
+    /// Names hidden from a client by `topic_rewrite`: requests naming them (answered as unknown
+    /// topics) and response entries removed, per API and direction.
+    TopicRewriteHidden { api: &'static str, direction: Direction },
+    /// Frames whose names could not be mapped (undecodable, malformed), per API and reason.
+    TopicRewriteFailures { api: &'static str, reason: &'static str },
     /// ApiVersions responses narrowed to the versions the filter decodes (policy on).
     ApiVersionsNarrowed,
     /// Frames moved into the VM while held, because keeping them in Envoy's buffer would have
@@ -210,6 +218,11 @@ impl Metric {
             Metric::PolicyMergeFailures => "kafka_policy_merge_failures_total".into(),
             Metric::AddressesRewritten { api } => format!("kafka_broker_addresses_rewritten_total;api={api}"),
             Metric::AddressRewritesSkipped { api } => format!("kafka_broker_address_rewrites_skipped_total;api={api}"),
+            Metric::TopicRewrites { api, direction } => format!("kafka_topic_rewrites_total;api={api};direction={}", direction.as_str()),
+            Metric::TopicRewriteHidden { api, direction } => {
+                format!("kafka_topic_rewrite_hidden_total;api={api};direction={}", direction.as_str())
+            }
+            Metric::TopicRewriteFailures { api, reason } => format!("kafka_topic_rewrite_failures_total;api={api};reason={reason}"),
             Metric::ApiVersionsNarrowed => "kafka_api_versions_narrowed_total".into(),
             Metric::FramesHeldInVm { direction } => format!("kafka_lens_frames_held_in_vm_total;direction={}", direction.as_str()),
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
@@ -476,7 +489,9 @@ impl EnvoyMetrics {
     pub fn flush(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for index in &dirty {
-            let Some(delta) = self.deltas.get_mut(*index) else { continue };
+            let Some(delta) = self.deltas.get_mut(*index) else {
+                continue;
+            };
             delta.listed = false;
             let (id, by) = (delta.id, std::mem::take(&mut delta.by));
             if by != 0 {

@@ -18,6 +18,7 @@ pub use config::{Mode, PolicyConfig, Rule};
 
 /// Kafka error codes the policy answers with.
 pub mod codes {
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -120,7 +121,12 @@ pub fn authorization_code(key: ApiKey) -> i16 {
 }
 
 fn subject_matches(rule: &Rule, s: &Subject) -> bool {
-    who_matches(&rule.matches, s) && !rule.matches.except.as_deref().is_some_and(|except| who_matches(except, s))
+    subject_is(&rule.matches, s)
+}
+
+/// Whether the who-fields of `m` hold for `s` and its `except` does not (tenants use it too).
+pub fn subject_is(m: &config::Match, s: &Subject) -> bool {
+    who_matches(m, s) && !m.except.as_deref().is_some_and(|except| who_matches(except, s))
 }
 
 /// Whether the who-fields of a match (client id, principal, SASL user, source address) hold.
@@ -288,7 +294,9 @@ impl Policy {
         let topics = topics_of(body, resolve);
         let mut out = Vec::new();
         for &index in &rules.0 {
-            let Some(rule) = self.rule(index) else { continue };
+            let Some(rule) = self.rule(index) else {
+                continue;
+            };
             let scope: Option<Vec<&Topic>> = match &rule.matches.topics {
                 None => None,
                 Some(matchers) => {
