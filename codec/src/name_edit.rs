@@ -44,10 +44,10 @@ impl std::fmt::Display for EditError {
     }
 }
 
-/// Decides, for a name of the given kind, its new value (`None`: keep it).
 /// Produce and Fetch name topics up to this version; from v13 they address them by id.
 pub const MAX_NAMED_VERSION: i16 = 12;
 
+/// Decides, for a name of the given kind, its new value (`None`: keep it).
 pub type RenameFn<'a> = &'a mut dyn FnMut(NameKind, &str) -> Option<String>;
 
 /// Kafka's generated decoders reject longer strings, compact or not.
@@ -213,7 +213,7 @@ fn skip_partitions(api: Api, version: i16, c: &mut Cursor) -> Result<(), EditErr
             }
         }
         c.skip_bytes()?; // records
-                         // Fetch v12: diverging_epoch, current_leader, snapshot_id and unknown tags, by size.
+        // Fetch v12: diverging_epoch, current_leader, snapshot_id and unknown tags, by size.
         c.skip_tagged_fields()?;
     }
     Ok(())
