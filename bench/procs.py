@@ -47,6 +47,8 @@ def variants(kafka_lens_wasm: Path, floor_wasm: Path) -> dict[str, Variant]:
         Variant("kafka_lens", "local.yaml", kafka_lens_wasm, "kafka-lens with envoy-configs/local.yaml as shipped (metrics)"),
         Variant("kafka_lens_policy", "bench-policy.yaml", kafka_lens_wasm,
                 "kafka-lens with a policy that holds and checks every Produce, refusing none"),
+        Variant("kafka_lens_rewrite", "bench-rewrite.yaml", kafka_lens_wasm,
+                "kafka-lens renaming the benchmark's topics in both directions"),
     ]}
 
 
@@ -62,10 +64,10 @@ def _shape(path: Path) -> dict:
 
 
 def check_configs_match_local() -> None:
-    """bench-tcp-proxy.yaml, bench-floor.yaml and bench-policy.yaml must set up the listener, cluster and tcp_proxy
+    """bench-tcp-proxy.yaml, bench-floor.yaml, bench-policy.yaml and bench-rewrite.yaml must set up the listener, cluster and tcp_proxy
     exactly as local.yaml does; fails loudly if they drifted apart."""
     local = _shape(CONFIGS / "local.yaml")
-    for name in ("bench-tcp-proxy.yaml", "bench-floor.yaml", "bench-policy.yaml"):
+    for name in ("bench-tcp-proxy.yaml", "bench-floor.yaml", "bench-policy.yaml", "bench-rewrite.yaml"):
         ours = _shape(CONFIGS / name)
         if ours != local:
             raise SystemExit(f"envoy-configs/{name} no longer matches local.yaml outside the filter: {ours} != {local}")

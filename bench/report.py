@@ -138,7 +138,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def variant_order(rows: list[dict]) -> list[dict]:
-    order = {"direct": 0, "tcp_proxy": 1, "floor": 2, "kafka_lens": 3, "kafka_lens_policy": 4}
+    order = {"direct": 0, "tcp_proxy": 1, "floor": 2, "kafka_lens": 3, "kafka_lens_policy": 4, "kafka_lens_rewrite": 5}
     return sorted(rows, key=lambda r: order.get(r["variant"], 9))
 
 
@@ -222,7 +222,7 @@ def headline(results: dict) -> str:
     real, lg, mem = real_client_rows(results), loadgen_rows(results), memory_rows(results)
     parts = []
     rows = []
-    for v in ["direct", "tcp_proxy", "floor", "kafka_lens", "kafka_lens_policy"]:
+    for v in ["direct", "tcp_proxy", "floor", "kafka_lens", "kafka_lens_policy", "kafka_lens_rewrite"]:
         r = find(real, v)
         p = find(lg, v, phase="grid", target="responder", workload="produce", shape="1KiB", connections=16)
         f = find(lg, v, phase="grid", target="responder", workload="fetch", shape="64KiB", connections=16)
@@ -415,7 +415,7 @@ def chart(results: dict, path: Path) -> bool:
     except ImportError:
         return False
     lg = [r for r in loadgen_rows(results) if r["phase"] == "grid"]
-    colors = {"direct": "#999999", "tcp_proxy": "#4c72b0", "floor": "#55a868", "kafka_lens": "#c44e52", "kafka_lens_policy": "#8172b2"}
+    colors = {"direct": "#999999", "tcp_proxy": "#4c72b0", "floor": "#55a868", "kafka_lens": "#c44e52", "kafka_lens_policy": "#8172b2", "kafka_lens_rewrite": "#ccb974"}
     fig, axes = plt.subplots(2, 2, figsize=(15, 9))
 
     def ratio_panel(ax, target: str, metric: str, title: str, variants: list[str]) -> None:

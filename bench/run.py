@@ -38,6 +38,8 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
 SHAPES = ["100B", "1KiB", "64KiB"]
 PRODUCE_TOPIC = "bench-produce"
 REAL_TOPIC = "bench-real"
+# What envoy-configs/bench-rewrite.yaml renames those two to on the broker.
+RENAMED_TOPICS = [f"{PRODUCE_TOPIC}.renamed", f"{REAL_TOPIC}.renamed"]
 
 
 def fetch_topic(shape: str) -> str:
@@ -115,7 +117,7 @@ class Bench:
         if "broker" in self.targets or "real" in self.phases:
             preload = {fetch_topic(s): (s, 8) for s in split(self.args.shapes)} if "fetch" in split(self.args.workloads) else {}
             self.upstreams["broker"] = procs.Tansu(self.args.loadgen, self.workdir, advertised_port=self.real_port,
-                                                   preload=preload, topics=[PRODUCE_TOPIC, REAL_TOPIC])
+                                                   preload=preload, topics=[PRODUCE_TOPIC, REAL_TOPIC] + RENAMED_TOPICS)
 
     def envoy(self, target: str, variant: str) -> procs.BenchEnvoy:
         key = (target, variant)

@@ -44,6 +44,9 @@ BAD_CONFIGS = [
      "policy.rules[0].match.client_id.regex"),
     ({"policy": {"rules": [{"name": "r", "match": {"apis": ["DeleteTopic"]}, "deny": True}]}}, "policy.rules[0].match.apis"),
     ({"policy": {"rules": [{"name": "r", "deny": True, "denyy": True}]}}, "policy.rules[0].denyy"),
+    ({"topic_rewrite": {"renames": {"a": "x", "b": "x"}}}, "topic_rewrite.renames.b"),
+    ({"topic_rewrite": {"tenants": [{"name": "a", "prefix": "t."}, {"name": "b", "prefix": "t.b."}]}},
+     "topic_rewrite.tenants[1].prefix"),
 ]
 
 

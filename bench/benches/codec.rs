@@ -10,7 +10,11 @@
 //! * `inspect`: what the filter does per Produce request / Fetch response, with 1 KiB vs 1 MiB of
 //!   records: the payload-independence check (the filter must not touch record bytes).
 //!
-//! Not benchmarked because not built yet: topic rewrite and version translation.
+//! * `rewrite`: renaming a Produce request's topics under a tenant prefix, 1 KiB vs 1 MiB of
+//!   records: the in-place edit alone, and the filter's round trip (Produce and its response) on a
+//!   buffer with Envoy's edit semantics, with and without the tenant prefix.
+//!
+//! Not benchmarked because not built yet: version translation.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::unreachable)]
 
@@ -26,7 +30,13 @@ use kafka_lens_codec::kafka_protocol::messages::ApiKey;
 use kafka_lens_codec::{body, header, records, scan};
 use kafka_lens_filter::config::Config;
 use kafka_lens_filter::connection::{Connection, Limits};
+use kafka_lens_codec::kafka_protocol::messages::RequestKind;
+use kafka_lens_codec::name_edit;
+use kafka_lens_codec::rename::{self, Mapped, Renamer};
 use kafka_lens_filter::metrics::{Metric, MetricSink};
+use kafka_lens_filter::rewrite::TopicRewrite;
+use kafka_lens_codec::frame::ChunkSource;
+use kafka_lens_filter::flow::StreamBuffer;
 
 /// 1 KiB and 1 MiB of records in one batch (1 and 1024 records of 1 KiB).
 const SMALL: Shape = Shape { record_bytes: 1024, records: 1 };
@@ -181,11 +191,94 @@ fn inspect(c: &mut Criterion) {
     g.finish();
 }
 
+/// One callback's buffer as Envoy keeps it: a chain of slices, so a prefix replacement drops the
+/// replaced bytes and prepends the new ones without moving the rest (a `Vec` would move it all,
+/// which Envoy does not).
+struct ChainBuf<'a> {
+    front: Vec<u8>,
+    rest: &'a [u8],
+}
+
+impl ChunkSource for ChainBuf<'_> {
+    fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        for at in start..start + len {
+            let byte = if at < self.front.len() { self.front.get(at) } else { self.rest.get(at - self.front.len()) };
+            match byte {
+                Some(b) => out.push(*b),
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+impl StreamBuffer for ChainBuf<'_> {
+    fn replace_prefix(&mut self, len: usize, data: &[u8]) -> bool {
+        // Benchmarked edits start in `rest` (nothing was prepended before them).
+        if !self.front.is_empty() || len > self.rest.len() {
+            return false;
+        }
+        self.rest = &self.rest[len..];
+        self.front = data.to_vec();
+        true
+    }
+}
+
+/// A Produce request and the response to it, each delivered whole in one callback on Envoy-like
+/// buffers (prefix edits applied); `rewrite` is the filter's `topic_rewrite` (or none).
+fn edited_round_trip(rewrite: &std::rc::Rc<TopicRewrite>, request: &[u8], response: &[u8]) {
+    let mut conn = Connection::new(Limits::from(&Config::default())).with_topic_rewrite(std::rc::Rc::clone(rewrite));
+    let mut sink = NullSink;
+    let mut buf = ChainBuf { front: Vec::new(), rest: request };
+    black_box(conn.on_request_data(&mut buf, request.len(), &mut sink));
+    black_box(buf.front.len());
+    let mut buf = ChainBuf { front: Vec::new(), rest: response };
+    black_box(conn.on_response_data(&mut buf, response.len(), &mut sink));
+}
+
+fn rewrite(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rewrite");
+    let config = Config::parse(br#"{"topic_rewrite": {"tenants": [{"name": "a", "prefix": "tenant-a."}]}}"#).unwrap();
+    let tenant = std::rc::Rc::new(TopicRewrite::new(&config.topic_rewrite));
+    let renamer = Renamer::new(&std::collections::HashMap::new(), Some("tenant-a.".into()));
+    let none = std::rc::Rc::new(TopicRewrite::default());
+    for (label, shape) in [("1KiB", SMALL), ("1MiB", LARGE)] {
+        let produce = fixtures::produce(shape).unwrap();
+        let whole = with_prefix(&produce.frame);
+        let info = header::decode_request_header(&produce.frame, true).unwrap();
+        let header_len = info.header_len.unwrap();
+        let first = &whole[..(4 + 512).min(whole.len())];
+        let body_len = produce.frame.len() as u32;
+        g.throughput(Throughput::Bytes(whole.len() as u64));
+        g.bench_function(BenchmarkId::new("name_edit Produce from its first 512 bytes", label), |b| {
+            b.iter(|| {
+                let mut rename = |kind, name: &str| match renamer.to_broker(kind, name) {
+                    Mapped::Renamed(n) => Some(n),
+                    _ => None,
+                };
+                name_edit::produce_request(black_box(first), body_len, header_len, produce.version, &mut rename).unwrap().unwrap()
+            })
+        });
+        // The broker's answer names the broker's topic.
+        let mut renamed = body::decode_request(&produce.frame).unwrap();
+        rename::request_to_broker(&mut renamed.body, &renamer);
+        let RequestKind::Produce(p) = &renamed.body else { unreachable!() };
+        let response = kafka_lens_bench::wire::response_frame(ApiKey::Produce, produce.version, 7, &kafka_lens_bench::wire::produce_response_for(p)).unwrap();
+        g.bench_function(BenchmarkId::new("filter Produce+response, tenant prefix", label), |b| {
+            b.iter(|| edited_round_trip(&tenant, black_box(&whole), &response))
+        });
+        g.bench_function(BenchmarkId::new("filter Produce+response, no rewrite", label), |b| {
+            b.iter(|| edited_round_trip(&none, black_box(&whole), &response))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     // Short by default: bench/run.sh runs the whole suite in about two minutes on a small machine.
     // Override from the command line (`-- --measurement-time 5`).
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_millis(1500)).sample_size(30);
-    targets = frame_split, header_decode, decode_encode, record_batch, inspect
+    targets = frame_split, header_decode, decode_encode, record_batch, inspect, rewrite
 }
 criterion_main!(benches);
