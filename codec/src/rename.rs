@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::topic_names::{
@@ -370,7 +370,7 @@ pub fn response_to_client(response: &mut ResponseKind, renamer: &Renamer) -> Rew
     let map = |kind: NameKind, name: &str| renamer.to_client(kind, name);
     let hidden = |kind: NameKind, name: &str| !name.is_empty() && map(kind, name) == Mapped::Hidden;
     // Listings first: hidden entries go before the names are rewritten.
-    done.hidden_in_response += remove_hidden(response, &hidden);
+    done.hidden_in_response += remove_hidden(response, &hidden, renamer.prefix().is_some());
     let mut visit = |kind: NameKind, field: &mut StrBytes| match map_name(field, kind, &map) {
         Mapped::Renamed(_) => done.renamed += 1,
         Mapped::Hidden => {
@@ -413,16 +413,22 @@ pub fn response_to_client(response: &mut ResponseKind, renamer: &Renamer) -> Rew
     done
 }
 
-/// Removes the entries of listing responses whose names are hidden; returns how many.
-fn remove_hidden(response: &mut ResponseKind, hidden: &dyn Fn(NameKind, &str) -> bool) -> usize {
+/// Removes the entries of listing responses whose names are hidden; returns how many. Under a
+/// tenant prefix, topics without a name (a Metadata request naming them by id) go too: their
+/// tenant cannot be told.
+fn remove_hidden(response: &mut ResponseKind, hidden: &dyn Fn(NameKind, &str) -> bool, tenant: bool) -> usize {
     fn retain<T>(items: &mut Vec<T>, keep: impl Fn(&T) -> bool) -> usize {
         let before = items.len();
         items.retain(|item| keep(item));
         before - items.len()
     }
     let topic = |name: &str| hidden(NameKind::Topic, name);
+    let unnamed_or_hidden = |name: Option<&TopicName>| match name {
+        Some(n) if !n.is_empty() => topic(n.as_str()),
+        _ => tenant,
+    };
     match response {
-        ResponseKind::Metadata(r) => retain(&mut r.topics, |t| !t.name.as_ref().is_some_and(|n| topic(n.as_str()))),
+        ResponseKind::Metadata(r) => retain(&mut r.topics, |t| !unnamed_or_hidden(t.name.as_ref())),
         ResponseKind::ListGroups(r) => retain(&mut r.groups, |g| !hidden(NameKind::Group, g.group_id.as_str())),
         ResponseKind::ListTransactions(r) => {
             retain(&mut r.transaction_states, |t| !hidden(NameKind::TransactionalId, t.transactional_id.as_str()))
@@ -433,7 +439,7 @@ fn remove_hidden(response: &mut ResponseKind, hidden: &dyn Fn(NameKind, &str) ->
         ResponseKind::DescribeLogDirs(r) => r.results.iter_mut().map(|dir| retain(&mut dir.topics, |t| !topic(t.name.as_str()))).sum(),
         ResponseKind::ListPartitionReassignments(r) => retain(&mut r.topics, |t| !topic(t.name.as_str())),
         ResponseKind::DescribeTopicPartitions(r) => {
-            let removed = retain(&mut r.topics, |t| !t.name.as_ref().is_some_and(|n| topic(n.as_str())));
+            let removed = retain(&mut r.topics, |t| !unnamed_or_hidden(t.name.as_ref()));
             if r.next_cursor.as_ref().is_some_and(|c| topic(c.topic_name.as_str())) {
                 // The next page starts at a topic this client cannot see: the listing ends here.
                 r.next_cursor = None;

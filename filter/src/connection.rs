@@ -631,9 +631,7 @@ impl Connection {
     }
 
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
-        let Some((_, _, client)) = self.current_request.clone() else {
-            return;
-        };
+        let Some((_, _, client)) = self.current_request.clone() else { return };
         if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
         }
@@ -641,9 +639,7 @@ impl Connection {
 
     /// Derives metrics from a decoded request.
     fn request_decoded(&mut self, request: &body::Request, sink: &mut dyn MetricSink) {
-        let Some((_, version, client)) = self.current_request.clone() else {
-            return;
-        };
+        let Some((_, version, client)) = self.current_request.clone() else { return };
         let api = api::name(request.api_key);
         match &request.body {
             RequestKind::Fetch(fetch) => {
@@ -807,9 +803,7 @@ impl Connection {
     }
 
     fn fetch_scanned(&mut self, summary: &FetchSummary, sink: &mut dyn MetricSink) {
-        let Some(answering) = self.answering.take() else {
-            return;
-        };
+        let Some(answering) = self.answering.take() else { return };
         let client = &answering.request.client;
         response_errors::count_fetch(summary, client, sink);
         if let Detail::Fetch(asked) = &answering.request.detail {
@@ -844,9 +838,7 @@ impl Connection {
             self.sasl_outcome(outcome, sink);
             return;
         }
-        let Some(answering) = self.answering.take() else {
-            return;
-        };
+        let Some(answering) = self.answering.take() else { return };
         let (key, version) = (answering.key, answering.version);
         let direction = Direction::Response;
         match body::decode_response(frame, key, version) {
@@ -864,9 +856,7 @@ impl Connection {
 
     /// Feeds SASL responses to the exchange they belong to.
     fn sasl_response(&mut self, response: &ResponseKind, sink: &mut dyn MetricSink) {
-        let Some(exchange) = &mut self.sasl else {
-            return;
-        };
+        let Some(exchange) = &mut self.sasl else { return };
         let outcome = match response {
             ResponseKind::SaslHandshake(handshake) => {
                 exchange.on_handshake_response(handshake.error_code);

@@ -157,7 +157,8 @@ impl TopicRewrite {
 
     /// Highest versions to advertise, so that tenants' requests name topics rather than address
     /// them by id (an id would reach another tenant's topic without a name to check): Produce and
-    /// Fetch up to v12, DeleteTopics up to v5; share group fetches not at all.
+    /// Fetch up to v12, DeleteTopics up to v5, OffsetCommit and OffsetFetch up to v9; share group
+    /// fetches not at all.
     pub fn version_caps(&self) -> Vec<(ApiKey, i16)> {
         if !self.has_tenants() {
             return Vec::new();
@@ -172,8 +173,16 @@ impl TopicRewrite {
 }
 
 /// See [`TopicRewrite::version_caps`].
-const TENANT_VERSION_CAPS: [(ApiKey, i16); 5] =
-    [(ApiKey::Produce, 12), (ApiKey::Fetch, 12), (ApiKey::DeleteTopics, 5), (ApiKey::ShareFetch, -1), (ApiKey::ShareAcknowledge, -1)];
+const TENANT_VERSION_CAPS: [(ApiKey, i16); 7] = [
+    (ApiKey::Produce, 12),
+    (ApiKey::Fetch, 12),
+    (ApiKey::DeleteTopics, 5),
+    // KIP-848: v10 commits and fetches offsets by topic id.
+    (ApiKey::OffsetCommit, 9),
+    (ApiKey::OffsetFetch, 9),
+    (ApiKey::ShareFetch, -1),
+    (ApiKey::ShareAcknowledge, -1),
+];
 
 #[cfg(test)]
 mod tests {

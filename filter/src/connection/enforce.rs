@@ -424,17 +424,13 @@ impl Connection {
 
     /// Answers a request whole with `code`: the broker gets a placeholder, the client the refusal.
     fn refuse_whole(&mut self, p: &PolicyFrame, code: i16, message: Option<&str>, sink: &mut dyn MetricSink) -> Fate {
-        let Some(correlation_id) = p.correlation_id else {
-            return Fate::Replace(Bytes::new());
-        };
+        let Some(correlation_id) = p.correlation_id else { return Fate::Replace(Bytes::new()) };
         let request = match &p.body {
             PolicyBody::Produce(summary) => refuse::produce_request_of(summary),
             PolicyBody::Decoded(request) => (**request).clone(),
             PolicyBody::None => return self.unanswerable(p.key, sink),
         };
-        let Some(mut response) = refusal::error_response(&request, p.version, code, message) else {
-            return self.unanswerable(p.key, sink);
-        };
+        let Some(mut response) = refusal::error_response(&request, p.version, code, message) else { return self.unanswerable(p.key, sink) };
         if let Some(renamer) = &p.renamer {
             rename::response_to_client(&mut response, renamer);
         }
@@ -497,14 +493,10 @@ impl Connection {
         sink: &mut dyn MetricSink,
     ) -> Fate {
         let p = &frame.payload;
-        let Some(renamer) = p.renamer.clone() else {
-            return Fate::Forward;
-        };
+        let Some(renamer) = p.renamer.clone() else { return Fate::Forward };
         let api_name = api::name(p.key);
         let (hidden, fate) = if p.key == ApiKey::Produce {
-            let Some(bytes) = self.request_flow.read_frame(frame, buffer) else {
-                return self.rename_failed(p.key, "unreadable", sink);
-            };
+            let Some(bytes) = self.request_flow.read_frame(frame, buffer) else { return self.rename_failed(p.key, "unreadable", sink) };
             let mut hidden = false;
             let header_len = p.header_len.unwrap_or_default();
             let body_len = u32::try_from(bytes.len().saturating_sub(4)).unwrap_or(u32::MAX);
@@ -750,9 +742,7 @@ impl Connection {
         renamer: &Rc<Renamer>,
         sink: &mut dyn MetricSink,
     ) -> Option<Disposition> {
-        let Ok((_, header_len)) = header::decode_response_header(&start.prefix, ApiKey::Fetch, version) else {
-            return None;
-        };
+        let Ok((_, header_len)) = header::decode_response_header(&start.prefix, ApiKey::Fetch, version) else { return None };
         let mut frame = Vec::with_capacity(4 + start.prefix.len());
         frame.extend_from_slice(&start.body_len.to_be_bytes());
         frame.extend_from_slice(&start.prefix);
@@ -832,12 +822,8 @@ fn decide_response(frame: &AnswerFrame, caps: &[(ApiKey, i16)], sink: &mut dyn M
             }
         }
         AnswerFrame::Versions { version, body: Some(body) } => {
-            let Ok(mut response) = body::decode_response(body, ApiKey::ApiVersions, *version) else {
-                return Fate::Forward;
-            };
-            let ResponseKind::ApiVersions(versions) = &mut response.body else {
-                return Fate::Forward;
-            };
+            let Ok(mut response) = body::decode_response(body, ApiKey::ApiVersions, *version) else { return Fate::Forward };
+            let ResponseKind::ApiVersions(versions) = &mut response.body else { return Fate::Forward };
             let narrowed = api::intersect_api_versions(versions);
             if !(cap_versions(versions, caps) || narrowed) {
                 return Fate::Forward;
@@ -883,9 +869,7 @@ fn to_broker_fn<'a>(renamer: &'a Renamer, hidden: &'a mut bool) -> impl FnMut(Na
 /// [`kafka_lens_codec::frame::DEFAULT_PREFIX_LEN`] body bytes): a single-topic request always
 /// fits, so its records are never held or copied.
 fn produce_edit_at_start(start: &FrameStart, info: &RequestHeaderInfo, renamer: &Renamer) -> StartEdit {
-    let Some(header_len) = info.header_len else {
-        return StartEdit::HoldWhole;
-    };
+    let Some(header_len) = info.header_len else { return StartEdit::HoldWhole };
     let mut frame = Vec::with_capacity(4 + start.prefix.len());
     frame.extend_from_slice(&start.body_len.to_be_bytes());
     frame.extend_from_slice(&start.prefix);
