@@ -67,7 +67,7 @@ def run(bootstrap: str, topic: str, producers: int, records_per_producer: int, c
     from confluent_kafka import Consumer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "soak-admin"})
     for f in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
         f.result(30)
     del admin

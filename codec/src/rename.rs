@@ -103,8 +103,8 @@ impl Renamer {
     pub fn to_client(&self, kind: NameKind, name: &str) -> Mapped {
         let (stripped, had_prefix) = match &self.prefix {
             Some(prefix) => match name.strip_prefix(prefix.as_str()) {
-                Some(rest) => (rest, true),
-                None => return Mapped::Hidden,
+                Some(rest) if !rest.is_empty() => (rest, true),
+                _ => return Mapped::Hidden,
             },
             None => (name, false),
         };

@@ -171,3 +171,18 @@ fn a_single_topic_produce_is_renamed_at_its_start_without_holding_its_records() 
     assert_eq!(to_broker.forwarded, requests(&broker_name));
     assert_eq!(sink.sum(|m| matches!(m, Metric::FramesHeldInVm { .. })), 0);
 }
+
+#[test]
+fn produce_by_topic_id_passes_unchanged_under_renames_alone() {
+    let config = Config::parse(br#"{"topic_rewrite": {"renames": {"orders": "orders.v2"}}}"#).unwrap();
+    let mut conn = Connection::new(Limits::from(&config)).with_topic_rewrite(Rc::new(TopicRewrite::new(&config.topic_rewrite)));
+    let mut sink = TestSink::default();
+    let data = vec![TopicProduceData::default()
+        .with_topic_id("00000000000000000000000000000007".parse().unwrap())
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records(5_000, 1)))])];
+    let frame = request(ApiKey::Produce, 13, 1, RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_topic_data(data)));
+    let mut to_broker = Side::default();
+    assert_eq!(to_broker.deliver(&frame, |buf, len| conn.on_request_data(buf, len, &mut sink)), Verdict::Continue);
+    assert_eq!(to_broker.forwarded, frame);
+    assert_eq!(sink.sum(|m| matches!(m, Metric::TopicRewriteFailures { .. })), 0);
+}

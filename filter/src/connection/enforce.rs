@@ -503,6 +503,7 @@ impl Connection {
             let result = name_edit::produce_request(&bytes, body_len, header_len, p.version, &mut to_broker_fn(&renamer, &mut hidden));
             match result {
                 Ok(edit) => (hidden, edit.map_or(Fate::Forward, |e| Fate::ReplacePrefix { len: e.consumed, data: Bytes::from(e.data) })),
+                Err(EditError::Unsupported) => (false, Fate::Forward),
                 Err(e) => {
                     log::warn!("a Produce request's names could not be read ({e:?}): it passes unrenamed and the broker will refuse it");
                     sink.add(Metric::TopicRewriteFailures { api: api_name, reason: "malformed" }, 1);
@@ -878,7 +879,8 @@ fn produce_edit_at_start(start: &FrameStart, info: &RequestHeaderInfo, renamer: 
         name_edit::produce_request(&frame, start.body_len, header_len, info.id.api_version, &mut to_broker_fn(renamer, &mut hidden));
     match result {
         _ if hidden => StartEdit::HoldWhole,
-        Ok(None) => StartEdit::None,
+        // Produce v13+ addresses topics by id: nothing to rename (tenants never get there).
+        Ok(None) | Err(EditError::Unsupported) => StartEdit::None,
         Ok(Some(edit)) => StartEdit::Edit(edit),
         Err(EditError::Truncated) => StartEdit::HoldWhole,
         Err(e) => StartEdit::Malformed(e),
