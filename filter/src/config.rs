@@ -51,6 +51,10 @@ pub struct Config {
     pub broker_addresses: BrokerAddresses,
     /// Topic renames and per-tenant prefixes (see the `rewrite` module); none by default.
     pub topic_rewrite: crate::rewrite::TopicRewriteConfig,
+    /// Hand what each connection did (client id, identity, client software, APIs, topics, last
+    /// error) to Envoy when it ends, as `wasm.kafka_lens.*` filter state for access logs (see
+    /// `envoy-configs/access-log.yaml`). A few hostcalls per connection, none per request.
+    pub access_log_properties: bool,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -146,6 +150,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             broker_addresses: BrokerAddresses::default(),
             topic_rewrite: crate::rewrite::TopicRewriteConfig::default(),
+            access_log_properties: true,
             diagnostics: Diagnostics::default(),
         }
     }

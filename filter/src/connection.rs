@@ -26,6 +26,7 @@ use std::rc::Rc;
 
 use crate::addresses::BrokerAddresses;
 use crate::config::Config;
+use crate::facts::{ConnectionFacts, Properties};
 use crate::fetch::{FetchOffsets, FetchSession};
 use crate::flow::{Flow, StreamBuffer};
 use crate::policy::Policy;
@@ -170,6 +171,10 @@ pub struct Connection {
     response_flow: Flow<enforce::AnswerFrame>,
     /// Set while walking a chunk when the connection must close after it.
     close_reason: Option<&'static str>,
+    /// Why the filter closed the connection, for the access log.
+    closed_by_filter: Option<&'static str>,
+    /// What the connection did, for the access log.
+    facts: ConnectionFacts,
     closed: bool,
 }
 
@@ -283,6 +288,8 @@ impl Connection {
             request_flow: Flow::default(),
             response_flow: Flow::default(),
             close_reason: None,
+            closed_by_filter: None,
+            facts: ConnectionFacts::default(),
             closed: false,
         }
     }
@@ -328,6 +335,13 @@ impl Connection {
 
     pub fn protocol(&self) -> Protocol {
         self.protocol
+    }
+
+    /// What the connection did, as properties for Envoy's access log (see [`crate::facts`]).
+    pub fn access_log_properties(&self) -> Properties {
+        let client_id = self.client.as_ref().and_then(|(raw, _)| raw.as_deref());
+        let identity = if self.protocol == Protocol::Kafka { self.identity.label_value(client_id) } else { String::new() };
+        self.facts.properties(client_id, &identity, self.identity.client_software(), self.closed_by_filter)
     }
 
     /// Requests awaiting a response.
@@ -381,8 +395,9 @@ impl Connection {
         if verdict == Verdict::Continue {
             verdict = self.settle_requests(buffer, len, stream_end, sink);
         }
-        if let Verdict::Close(_) = verdict {
+        if let Verdict::Close(reason) = verdict {
             self.closed = true;
+            self.closed_by_filter = Some(reason);
         }
         verdict
     }
@@ -424,8 +439,9 @@ impl Connection {
         let stream_end = responses.stream_offset();
         self.responses = responses;
         let verdict = self.settle_responses(buffer, len, stream_end, sink);
-        if let Verdict::Close(_) = verdict {
+        if let Verdict::Close(reason) = verdict {
             self.closed = true;
+            self.closed_by_filter = Some(reason);
         }
         verdict
     }
@@ -506,6 +522,7 @@ impl Connection {
             }
         }
         let client = self.client_label(info.client_id(), sink);
+        self.facts.request(api_name);
         sink.add(Metric::Requests { api: api_name, version: version_label(id.api_version), client: client.clone() }, 1);
         sink.add(Metric::RequestBytes { api: api_name, client: client.clone() }, i64::from(start.body_len) + 4);
 
@@ -632,6 +649,7 @@ impl Connection {
 
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
         let Some((_, _, client)) = self.current_request.clone() else { return };
+        summary.topics.iter().for_each(|t| self.facts.topic(&t.name));
         if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
         }
@@ -686,6 +704,9 @@ impl Connection {
                 sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1);
                 // Metrics and the policy see the broker's names.
                 let renamed = self.current_renamer.as_ref().map(|r| kafka_lens_codec::rename::request_to_broker(&mut request.body, r));
+                for (topic, _) in kafka_lens_codec::refusal::request_topics(&request.body) {
+                    self.facts.topic(&topic);
+                }
                 self.request_decoded(&request, sink);
                 if let Some(open) = self.request_flow.open_mut() {
                     open.payload.renamed = renamed;
@@ -805,16 +826,18 @@ impl Connection {
     fn fetch_scanned(&mut self, summary: &FetchSummary, sink: &mut dyn MetricSink) {
         let Some(answering) = self.answering.take() else { return };
         let client = &answering.request.client;
-        response_errors::count_fetch(summary, client, sink);
+        if let Some(error) = response_errors::count_fetch(summary, client, sink) {
+            self.facts.error(error);
+        }
         if let Detail::Fetch(asked) = &answering.request.detail {
             self.fetch.on_response(asked, summary, client, &mut self.topic_labels, sink);
         }
     }
 
-    /// Derives metrics from a decoded response.
-    fn response_decoded(answering: &Answering, response: &ResponseKind, sink: &mut dyn MetricSink) {
+    /// Derives metrics from a decoded response; returns the name of its last error, if any.
+    fn response_decoded(answering: &Answering, response: &ResponseKind, sink: &mut dyn MetricSink) -> Option<&'static str> {
         let client = &answering.request.client;
-        response_errors::count_decoded(response, api::name(answering.key), client, sink);
+        let error = response_errors::count_decoded(response, api::name(answering.key), client, sink);
         match (response, &answering.request.detail) {
             (ResponseKind::Produce(produced), Detail::Produce(pending)) => produce::on_response(pending, produced, client, sink),
             (ResponseKind::JoinGroup(joined), Detail::Group(groups::Pending::Join(group))) => groups::on_join_response(group, joined, sink),
@@ -824,6 +847,7 @@ impl Connection {
             (ResponseKind::Metadata(metadata), _) => topics::learn(sink, metadata),
             _ => {}
         }
+        error
     }
 
     fn response_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
@@ -844,7 +868,9 @@ impl Connection {
         match body::decode_response(frame, key, version) {
             Ok(response) => {
                 sink.add(Metric::BodiesDecoded { direction, api: api::name(key) }, 1);
-                Self::response_decoded(&answering, &response.body, sink);
+                if let Some(error) = Self::response_decoded(&answering, &response.body, sink) {
+                    self.facts.error(error);
+                }
                 self.sasl_response(&response.body, sink);
             }
             Err(e) => {

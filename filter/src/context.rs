@@ -283,6 +283,15 @@ impl StreamContext for KafkaStream {
     }
 
     fn on_log(&mut self) {
+        if self.config.access_log_properties {
+            // Envoy writes the access log after this callback: the properties are in it.
+            for (name, value) in self.connection.access_log_properties() {
+                if let Err(e) = host::set_property(name, value.as_bytes()) {
+                    add(&self.metrics, Metric::HostcallFailures { call: "set_property" }, 1);
+                    log::debug!("connection {}: set_property {name} refused: {e}", self.id);
+                }
+            }
+        }
         add(&self.metrics, Metric::ActiveConnections, -1);
         self.release();
         // A closed connection's counts are visible at once, not a tick later.

@@ -112,6 +112,7 @@ mod abi {
             return_value_data: *mut *mut u8,
             return_value_size: *mut usize,
         ) -> u32;
+        pub fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
     }
 }
 
@@ -220,6 +221,14 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     }
 }
 
+/// Sets a connection property: Envoy keeps it as the filter state object `wasm.<name>`, which
+/// access logs print with `%FILTER_STATE(wasm.<name>:PLAIN)%`.
+#[cfg(target_arch = "wasm32")]
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: both pointers are valid for their lengths for the duration of the call.
+    check(unsafe { abi::proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+}
+
 /// Asks Envoy to call the root context's `on_tick` every `millis` milliseconds.
 #[cfg(target_arch = "wasm32")]
 pub fn set_tick_period(millis: u32) -> Result<(), HostError> {
@@ -291,6 +300,9 @@ mod native {
         Err(HostError::NotInWasm)
     }
     pub fn get_property(_: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        Err(HostError::NotInWasm)
+    }
+    pub fn set_property(_: &str, _: &[u8]) -> Result<(), HostError> {
         Err(HostError::NotInWasm)
     }
     pub fn log(_: Level, _: &str) {}

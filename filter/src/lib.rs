@@ -11,6 +11,7 @@ pub mod addresses;
 pub mod alloc;
 pub mod config;
 pub mod connection;
+pub mod facts;
 pub mod fetch;
 pub mod flow;
 pub mod groups;

@@ -11,23 +11,30 @@ use kafka_lens_codec::scan::FetchSummary;
 use crate::labels::Client;
 use crate::metrics::{Metric, MetricSink};
 
-fn count(codes: impl IntoIterator<Item = i16>, api: &'static str, client: &Client, sink: &mut dyn MetricSink) {
+/// Counts the non-zero codes; returns the name of the last one.
+fn count(codes: impl IntoIterator<Item = i16>, api: &'static str, client: &Client, sink: &mut dyn MetricSink) -> Option<&'static str> {
+    let mut last = None;
     for code in codes {
         if code != 0 {
-            sink.add(Metric::ResponseErrors { api, error: error_name(code), client: client.clone() }, 1);
+            let error = error_name(code);
+            sink.add(Metric::ResponseErrors { api, error, client: client.clone() }, 1);
+            last = Some(error);
         }
     }
+    last
 }
 
-/// Counts the non-zero error codes of a decoded response.
-pub fn count_decoded(response: &ResponseKind, api: &'static str, client: &Client, sink: &mut dyn MetricSink) {
-    response_error_codes(response, &mut |code| count([code], api, client, sink));
+/// Counts the non-zero error codes of a decoded response; returns the name of the last one.
+pub fn count_decoded(response: &ResponseKind, api: &'static str, client: &Client, sink: &mut dyn MetricSink) -> Option<&'static str> {
+    let mut last = None;
+    response_error_codes(response, &mut |code| last = count([code], api, client, sink).or(last));
+    last
 }
 
-/// Counts the non-zero error codes of a scanned Fetch response.
-pub fn count_fetch(response: &FetchSummary, client: &Client, sink: &mut dyn MetricSink) {
+/// Counts the non-zero error codes of a scanned Fetch response; returns the name of the last one.
+pub fn count_fetch(response: &FetchSummary, client: &Client, sink: &mut dyn MetricSink) -> Option<&'static str> {
     let partitions = response.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code);
-    count(std::iter::once(response.error_code).chain(partitions), "Fetch", client, sink);
+    count(std::iter::once(response.error_code).chain(partitions), "Fetch", client, sink)
 }
 
 #[cfg(test)]

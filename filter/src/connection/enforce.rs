@@ -434,7 +434,9 @@ impl Connection {
         if let Some(renamer) = &p.renamer {
             rename::response_to_client(&mut response, renamer);
         }
-        response_errors::count_decoded(&response, api::name(p.key), &p.client, sink);
+        if let Some(error) = response_errors::count_decoded(&response, api::name(p.key), &p.client, sink) {
+            self.facts.error(error);
+        }
         match refuse::response_frame(correlation_id, p.key, p.version, &response) {
             Ok(bytes) => {
                 self.set_answer(correlation_id, Answer::Replace(bytes));
@@ -475,7 +477,9 @@ impl Connection {
         }
         let mut refused_response = refusal::error_response(&refused, p.version, code, message)?;
         let kept_frame = body::encode_request(&request.header, &kept).ok()?;
-        response_errors::count_decoded(&refused_response, api::name(p.key), &p.client, sink);
+        if let Some(error) = response_errors::count_decoded(&refused_response, api::name(p.key), &p.client, sink) {
+            self.facts.error(error);
+        }
         if let Some(renamer) = &p.renamer {
             rename::response_to_client(&mut refused_response, renamer);
         }
