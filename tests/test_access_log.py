@@ -63,7 +63,8 @@ def test_access_log_names_the_client_its_apis_topics_and_last_error(broker, tap,
         del producer
         # A raw client asks for a topic that does not exist: the broker answers with an error.
         body = struct.pack(">i", 1) + struct.pack(">h", 7) + b"missing"
-        exchange(proxy_port, kafka_frame(18, 0, 1, client_id=b"access-raw") + kafka_frame(3, 1, 2, client_id=b"access-raw", body=body))
+        # (One request, and its response read before closing: the log line is written at close.)
+        exchange(proxy_port, kafka_frame(3, 1, 2, client_id=b"access-raw", body=body))
         gc.collect()
 
         produced = lines(log_path, lambda l: l["kafka_client_id"] == "access-producer" and "Produce:" in (l["kafka_apis"] or ""))
@@ -75,7 +76,7 @@ def test_access_log_names_the_client_its_apis_topics_and_last_error(broker, tap,
         assert int(line["bytes_from_client"]) > 0 and line["broker"], line
 
         raw = lines(log_path, lambda l: l["kafka_client_id"] == "access-raw")
-        assert raw and raw[0]["kafka_apis"] == "ApiVersions:1,Metadata:1", raw
+        assert raw and raw[0]["kafka_apis"] == "Metadata:1" and raw[0]["kafka_last_api"] == "Metadata", raw
         assert raw[0]["kafka_last_error"] == "UNKNOWN_TOPIC_OR_PARTITION" and raw[0]["kafka_errors"] == "1", raw
         assert raw[0]["kafka_topics"] == "missing", raw
         assert envoy.metrics().value("kafka_lens_hostcall_failures_total") in (None, 0)

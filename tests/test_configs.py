@@ -45,6 +45,7 @@ BAD_CONFIGS = [
     ({"policy": {"rules": [{"name": "r", "match": {"apis": ["DeleteTopic"]}, "deny": True}]}}, "policy.rules[0].match.apis"),
     ({"policy": {"rules": [{"name": "r", "deny": True, "denyy": True}]}}, "policy.rules[0].denyy"),
     ({"topic_rewrite": {"renames": {"a": "x", "b": "x"}}}, "topic_rewrite.renames.b"),
+    ({"tracing": {"collector_cluster": "otel", "sample_per_million": 2000000}}, "tracing.sample_per_million"),
     ({"topic_rewrite": {"tenants": [{"name": "a", "prefix": "t."}, {"name": "b", "prefix": "t.b."}]}},
      "topic_rewrite.tenants[1].prefix"),
 ]

@@ -55,6 +55,8 @@ pub struct Config {
     /// error) to Envoy when it ends, as `wasm.kafka_lens.*` filter state for access logs (see
     /// `envoy-configs/access-log.yaml`). A few hostcalls per connection, none per request.
     pub access_log_properties: bool,
+    /// OpenTelemetry spans of sampled requests, exported over OTLP/gRPC (see the `tracing` module).
+    pub tracing: crate::tracing::TracingConfig,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -151,6 +153,7 @@ impl Default for Config {
             broker_addresses: BrokerAddresses::default(),
             topic_rewrite: crate::rewrite::TopicRewriteConfig::default(),
             access_log_properties: true,
+            tracing: crate::tracing::TracingConfig::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -220,6 +223,7 @@ impl Config {
         }
         if let Err((field, message)) =
             self.policy.validate().and_then(|()| self.broker_addresses.validate()).and_then(|()| self.topic_rewrite.validate())
+            .and_then(|()| self.tracing.validate())
         {
             return Err(ConfigError { field, message });
         }

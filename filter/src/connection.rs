@@ -34,6 +34,7 @@ use crate::groups;
 use crate::produce::{self, PendingProduce};
 use crate::response_errors;
 use crate::rewrite::TopicRewrite;
+use crate::tracing::{SharedSpans, SpanDraft, TracingConfig};
 use crate::topics::{self, TopicLabels};
 use kafka_lens_codec::rename::Renamer;
 use crate::identity::Identity;
@@ -102,6 +103,8 @@ pub struct RequestContext {
     answer: Option<enforce::Answer>,
     /// The topic mapping the request was sent under: its response is mapped back with it.
     renamer: Option<Rc<Renamer>>,
+    /// The request's span while tracing, until its response is read.
+    span: Option<Box<SpanDraft>>,
 }
 
 /// What a response settles, learned from its request.
@@ -122,6 +125,12 @@ struct Answering {
     key: ApiKey,
     version: i16,
     request: RequestContext,
+}
+
+impl Answering {
+    fn new(key: ApiKey, version: i16, request: RequestContext) -> Self {
+        Answering { key, version, request }
+    }
 }
 
 /// Per-connection state. See the module documentation.
@@ -175,6 +184,10 @@ pub struct Connection {
     closed_by_filter: Option<&'static str>,
     /// What the connection did, for the access log.
     facts: ConnectionFacts,
+    /// Spans of sampled requests (tracing on).
+    tracing: Option<(Rc<TracingConfig>, SharedSpans)>,
+    /// The span of the response being started, until it is known whether its body is read.
+    span_at_response: Option<Box<SpanDraft>>,
     closed: bool,
 }
 
@@ -234,6 +247,25 @@ fn unsigned_varint(bytes: &[u8]) -> Option<(u32, usize)> {
     None
 }
 
+/// The consumer group a request is about, for its span.
+fn group_of(request: &RequestKind) -> Option<String> {
+    let group = match request {
+        RequestKind::JoinGroup(r) => &r.group_id.0,
+        RequestKind::SyncGroup(r) => &r.group_id.0,
+        RequestKind::Heartbeat(r) => &r.group_id.0,
+        RequestKind::LeaveGroup(r) => &r.group_id.0,
+        RequestKind::OffsetCommit(r) => &r.group_id.0,
+        RequestKind::TxnOffsetCommit(r) => &r.group_id.0,
+        RequestKind::OffsetFetch(r) => match r.groups.first() {
+            Some(g) => &g.group_id.0,
+            None => &r.group_id.0,
+        },
+        RequestKind::ConsumerGroupHeartbeat(r) => &r.group_id.0,
+        _ => return None,
+    };
+    (!group.is_empty()).then(|| group.as_str().to_owned())
+}
+
 /// Label values for API versions, without allocating per request.
 const VERSION_LABELS: [&str; 32] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20",
@@ -290,6 +322,8 @@ impl Connection {
             close_reason: None,
             closed_by_filter: None,
             facts: ConnectionFacts::default(),
+            tracing: None,
+            span_at_response: None,
             closed: false,
         }
     }
@@ -310,6 +344,20 @@ impl Connection {
     pub fn with_topic_rewrite(mut self, rewrite: Rc<TopicRewrite>) -> Self {
         self.rewrite = rewrite;
         self
+    }
+
+    /// Drafts a span per request and queues the sampled ones (see [`crate::tracing`]).
+    pub fn with_tracing(mut self, config: Rc<TracingConfig>, spans: SharedSpans) -> Self {
+        self.tracing = Some((config, spans));
+        self
+    }
+
+    /// [`Connection::with_tracing`] when tracing is on.
+    pub fn with_tracing_from(self, tracing: Option<&(Rc<TracingConfig>, SharedSpans)>) -> Self {
+        match tracing {
+            Some((config, spans)) => self.with_tracing(Rc::clone(config), Rc::clone(spans)),
+            None => self,
+        }
     }
 
     /// The client's source address Envoy knows for the connection.
@@ -428,7 +476,9 @@ impl Connection {
                 if let Ok(Scanned::Fetch(summary)) = &result {
                     self.fetch_scanned(summary, sink);
                 }
-                self.answering = None;
+                if let Some(span) = self.answering.take().and_then(|mut a| a.request.span.take()) {
+                    self.finish_span(*span, None);
+                }
                 Disposition::Skip
             }
             FrameEvent::Error(error) => {
@@ -535,6 +585,7 @@ impl Connection {
         };
         self.current_request = Some((expects_response.then_some(id.correlation_id), id.api_version, client.clone()));
         if expects_response {
+            let span = self.draft_span(api_name, id.api_key, id.api_version, info.client_id(), u64::from(start.body_len) + 4, sink);
             let overflow = self.correlator.expect(InFlight {
                 correlation_id: id.correlation_id,
                 api_key: id.api_key,
@@ -545,6 +596,7 @@ impl Connection {
                     detail: Detail::None,
                     answer: None,
                     renamer: self.current_renamer.clone(),
+                    span,
                 },
             });
             if overflow {
@@ -650,6 +702,12 @@ impl Connection {
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
         let Some((_, _, client)) = self.current_request.clone() else { return };
         summary.topics.iter().for_each(|t| self.facts.topic(&t.name));
+        let records = summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records.records).sum::<u64>();
+        let topics: Vec<String> = summary.topics.iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
+        self.with_request_span(|span| {
+            span.topics = topics;
+            span.records = Some(records);
+        });
         if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
         }
@@ -704,8 +762,15 @@ impl Connection {
                 sink.add(Metric::BodiesDecoded { direction: Direction::Request, api: api::name(request.api_key) }, 1);
                 // Metrics and the policy see the broker's names.
                 let renamed = self.current_renamer.as_ref().map(|r| kafka_lens_codec::rename::request_to_broker(&mut request.body, r));
-                for (topic, _) in kafka_lens_codec::refusal::request_topics(&request.body) {
-                    self.facts.topic(&topic);
+                let topics: Vec<String> =
+                    kafka_lens_codec::refusal::request_topics(&request.body).into_iter().map(|(t, _)| t).filter(|t| !t.is_empty()).collect();
+                topics.iter().for_each(|t| self.facts.topic(t));
+                if self.tracing.is_some() {
+                    let group = group_of(&request.body);
+                    self.with_request_span(|span| {
+                        span.topics = topics;
+                        span.group = group;
+                    });
                 }
                 self.request_decoded(&request, sink);
                 if let Some(open) = self.request_flow.open_mut() {
@@ -753,6 +818,18 @@ impl Connection {
     }
 
     fn response_start(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
+        let disposition = self.response_start_inner(start, sink);
+        if let Some(span) = self.span_at_response.take() {
+            match &mut self.answering {
+                // Its error comes with the body.
+                Some(answering) => answering.request.span = Some(span),
+                None => self.finish_span(*span, None),
+            }
+        }
+        disposition
+    }
+
+    fn response_start_inner(&mut self, start: &FrameStart, sink: &mut dyn MetricSink) -> Disposition {
         self.response_flow.frame_start();
         if let Some(exchange) = self.sasl.as_mut().filter(|e| e.expects_raw_server_token()) {
             // A raw SASL token answering the client's: no header, no correlation id.
@@ -771,7 +848,7 @@ impl Connection {
                 return Disposition::Skip;
             }
         };
-        let request = match self.correlator.answer(correlation_id) {
+        let mut request = match self.correlator.answer(correlation_id) {
             Match::Found { request, skipped } => {
                 sink.add(Metric::InFlightRequests, -1 - skipped as i64);
                 if skipped > 0 {
@@ -794,10 +871,15 @@ impl Connection {
         if let (Some(started), Some(now)) = (request.extra.started_micros, sink.now_micros()) {
             sink.record(Metric::Latency { api, client }, now.saturating_sub(started));
         }
+        if let Some(mut span) = request.extra.span.take() {
+            span.end_nanos = sink.now_micros().map_or(span.start_nanos, |now| now * 1000);
+            span.response_bytes = u64::from(start.body_len) + 4;
+            self.span_at_response = Some(span);
+        }
         self.answering = None;
         if let Some(disposition) = answer_disposition {
             if let (Disposition::Capture, ApiSupport::Known(key)) = (&disposition, support) {
-                self.answering = Some(Answering { key, version: request.api_version, request: request.extra });
+                self.answering = Some(Answering::new(key, request.api_version, request.extra));
             }
             return disposition;
         }
@@ -806,7 +888,7 @@ impl Connection {
                 match header::decode_response_header(&start.prefix, key, request.api_version) {
                     Ok((_, header_len)) => {
                         let scan = BodyScan::new(key, request.api_version, false, start.prefix.get(header_len..).unwrap_or_default());
-                        self.answering = Some(Answering { key, version: request.api_version, request: request.extra });
+                        self.answering = Some(Answering::new(key, request.api_version, request.extra));
                         Disposition::Scan(Box::new(scan))
                     }
                     Err(_) => {
@@ -816,18 +898,64 @@ impl Connection {
                 }
             }
             ApiSupport::Known(key) if self.should_decode(key, Direction::Response, start.body_len) => {
-                self.answering = Some(Answering { key, version: request.api_version, request: request.extra });
+                self.answering = Some(Answering::new(key, request.api_version, request.extra));
                 Disposition::Capture
             }
             _ => Disposition::Skip,
         }
     }
 
+    /// A span draft for a request, when tracing is on.
+    fn draft_span(&mut self, api: &'static str, api_key: i16, version: i16, client_id: Option<&str>, bytes: u64, sink: &mut dyn MetricSink) -> Option<Box<SpanDraft>> {
+        let (config, spans) = self.tracing.as_ref()?;
+        let sampled = spans.borrow_mut().chance(config.sample_per_million);
+        if !sampled && !config.sample_errors && config.sample_slower_than_ms == 0 {
+            return None;
+        }
+        Some(Box::new(SpanDraft {
+            api,
+            api_key,
+            version,
+            client_id: client_id.map(str::to_owned),
+            peer: self.identity.source_address().map(str::to_owned),
+            start_nanos: sink.now_micros().map_or(0, |now| now * 1000),
+            request_bytes: bytes,
+            sampled,
+            ..SpanDraft::default()
+        }))
+    }
+
+    /// Edits the span draft of the request being read.
+    fn with_request_span(&mut self, edit: impl FnOnce(&mut SpanDraft)) {
+        if let Some((Some(correlation_id), _, _)) = &self.current_request {
+            if let Some(span) = self.correlator.latest_mut(*correlation_id).and_then(|entry| entry.extra.span.as_deref_mut()) {
+                edit(span);
+            }
+        }
+    }
+
+    /// Queues the span if sampled.
+    fn finish_span(&mut self, mut span: SpanDraft, error: Option<&'static str>) {
+        if let Some((config, spans)) = &self.tracing {
+            span.error = error.or(span.error);
+            crate::tracing::finish(span, config, &mut spans.borrow_mut());
+        }
+    }
+
     fn fetch_scanned(&mut self, summary: &FetchSummary, sink: &mut dyn MetricSink) {
-        let Some(answering) = self.answering.take() else { return };
+        let Some(mut answering) = self.answering.take() else { return };
         let client = &answering.request.client;
-        if let Some(error) = response_errors::count_fetch(summary, client, sink) {
+        let error = response_errors::count_fetch(summary, client, sink);
+        if let Some(error) = error {
             self.facts.error(error);
+        }
+        if let Some(mut span) = answering.request.span.take() {
+            span.error = error;
+            span.records = Some(summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records.records).sum());
+            if span.topics.is_empty() {
+                span.topics = summary.topics.iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
+            }
+            self.finish_span(*span, error);
         }
         if let Detail::Fetch(asked) = &answering.request.detail {
             self.fetch.on_response(asked, summary, client, &mut self.topic_labels, sink);
@@ -862,20 +990,28 @@ impl Connection {
             self.sasl_outcome(outcome, sink);
             return;
         }
-        let Some(answering) = self.answering.take() else { return };
+        let Some(mut answering) = self.answering.take() else { return };
+        let span = answering.request.span.take();
         let (key, version) = (answering.key, answering.version);
         let direction = Direction::Response;
         match body::decode_response(frame, key, version) {
             Ok(response) => {
                 sink.add(Metric::BodiesDecoded { direction, api: api::name(key) }, 1);
-                if let Some(error) = Self::response_decoded(&answering, &response.body, sink) {
+                let error = Self::response_decoded(&answering, &response.body, sink);
+                if let Some(error) = error {
                     self.facts.error(error);
+                }
+                if let Some(span) = span {
+                    self.finish_span(*span, error);
                 }
                 self.sasl_response(&response.body, sink);
             }
             Err(e) => {
                 sink.add(Metric::BodyDecodeErrors { direction, api: api::name(key) }, 1);
                 log::debug!("response body did not decode: {e}");
+                if let Some(span) = span {
+                    self.finish_span(*span, None);
+                }
             }
         }
     }

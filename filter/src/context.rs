@@ -14,7 +14,9 @@ use crate::host::{self, Buffer, EnvoyBuffer, Stream};
 use crate::alloc;
 use crate::panics;
 use crate::metrics::{EnvoyMetrics, GaugeShare, Metric, MetricSink};
+use crate::otlp;
 use crate::rewrite::TopicRewrite;
+use crate::tracing::{SharedSpans, SpanQueue, TracingConfig};
 
 /// Metrics shared by every context of this VM (one VM per Envoy worker thread).
 type SharedMetrics = Rc<RefCell<EnvoyMetrics>>;
@@ -64,6 +66,10 @@ pub struct Root {
     addresses: Rc<BrokerAddresses>,
     /// The configuration's topic renames and tenant prefixes, likewise.
     rewrite: Rc<TopicRewrite>,
+    /// The spans this VM's connections queue for export, and the tracing configuration (tracing
+    /// on), with the export call in flight: its token and how many spans it carries.
+    tracing: Option<(Rc<TracingConfig>, SharedSpans)>,
+    export_in_flight: Option<(u32, usize)>,
     metrics: SharedMetrics,
     memory: MemoryGauges,
 }
@@ -73,7 +79,52 @@ impl Context for Root {
         flush(&self.metrics);
         true
     }
+
+    /// The collector answered (or the call failed): the batch counts as exported or dropped.
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, _response_size: usize) {
+        let Some((token, spans)) = self.export_in_flight else { return };
+        if token != token_id {
+            return;
+        }
+        self.export_in_flight = None;
+        if status_code == 0 {
+            add(&self.metrics, Metric::SpansExported, spans as i64);
+        } else {
+            log::debug!("span export failed with gRPC status {status_code}: {spans} spans dropped");
+            add(&self.metrics, Metric::SpansDropped { reason: "export_failed" }, spans as i64);
+        }
+    }
 }
+
+impl Root {
+    /// Sends one batch of queued spans to the collector, unless a call is still in flight (then
+    /// the queue fills, and drops once full).
+    fn export_spans(&mut self) {
+        let Some((config, queue)) = &self.tracing else { return };
+        let Ok(mut queue) = queue.try_borrow_mut() else { return };
+        if queue.dropped > 0 {
+            add(&self.metrics, Metric::SpansDropped { reason: "queue_full" }, queue.dropped as i64);
+            queue.dropped = 0;
+        }
+        if self.export_in_flight.is_some() || queue.is_empty() {
+            return;
+        }
+        let batch = queue.take_batch(config.max_batch_spans);
+        let n = batch.len();
+        let message = otlp::encode_export(&config.service_name, env!("CARGO_PKG_VERSION"), batch);
+        match host::dispatch_grpc_call(&config.collector_cluster, TRACE_SERVICE, "Export", &message, config.export_timeout_ms) {
+            Ok(token) => self.export_in_flight = Some((token, n)),
+            Err(e) => {
+                add(&self.metrics, Metric::HostcallFailures { call: "dispatch_grpc_call" }, 1);
+                add(&self.metrics, Metric::SpansDropped { reason: "export_failed" }, n as i64);
+                log::warn!("cannot export spans to cluster {:?}: {e}", config.collector_cluster);
+            }
+        }
+    }
+}
+
+/// The OTLP trace service (opentelemetry/proto/collector/trace/v1/trace_service.proto).
+const TRACE_SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -103,6 +154,11 @@ impl RootContext for Root {
                 self.policy = Rc::new(Policy::new(config.policy.clone()));
                 self.addresses = Rc::new(config.broker_addresses.clone());
                 self.rewrite = Rc::new(TopicRewrite::new(&config.topic_rewrite));
+                self.tracing = config.tracing.is_enabled().then(|| {
+                    let seed = host::now_nanos().unwrap_or(0x9e37_79b9_7f4a_7c15);
+                    let queue = SpanQueue::new(config.tracing.max_queued_spans, seed);
+                    (Rc::new(config.tracing.clone()), Rc::new(RefCell::new(queue)))
+                });
                 self.config = Rc::new(config);
                 panics::define();
                 add(&self.metrics, Metric::ConfigLoads, 1);
@@ -122,6 +178,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.export_spans();
         self.memory.report(&self.metrics);
         flush(&self.metrics);
     }
@@ -138,6 +195,7 @@ impl RootContext for Root {
                 .with_oauthbearer_claim(&self.config.identity.oauthbearer_principal_claim)
                 .with_policy(Rc::clone(&self.policy))
                 .with_broker_addresses(Rc::clone(&self.addresses))
+                .with_tracing_from(self.tracing.as_ref())
                 .with_topic_rewrite(Rc::clone(&self.rewrite)),
             metrics: Rc::clone(&self.metrics),
             closed: false,
@@ -167,7 +225,7 @@ impl KafkaStream {
     /// Looks up the verified peer principal of a TLS connection Envoy terminated.
     fn check_peer(&mut self) {
         self.peer_checked = true;
-        if !self.config.policy.is_empty() || !self.config.topic_rewrite.is_empty() {
+        if !self.config.policy.is_empty() || !self.config.topic_rewrite.is_empty() || self.config.tracing.is_enabled() {
             match host::get_property(&["source", "address"]) {
                 Ok(address) => self.connection.set_source_address(address.map(|a| String::from_utf8_lossy(&a).into_owned())),
                 Err(e) => {

@@ -19,6 +19,7 @@ pub mod host;
 pub mod identity;
 pub mod labels;
 pub mod metrics;
+pub mod otlp;
 pub mod panics;
 pub mod policy;
 pub mod produce;
@@ -28,6 +29,7 @@ pub mod retries;
 pub mod rewrite;
 pub mod testing;
 pub mod topics;
+pub mod tracing;
 
 #[cfg(target_arch = "wasm32")]
 mod context;

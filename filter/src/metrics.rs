@@ -110,6 +110,10 @@ pub enum Metric {
     TopicRewriteHidden { api: &'static str, direction: Direction },
     /// Frames whose names could not be mapped (undecodable, malformed), per API and reason.
     TopicRewriteFailures { api: &'static str, reason: &'static str },
+    /// Spans the collector accepted (`tracing`).
+    SpansExported,
+    /// Spans lost: the VM's queue was full (`queue_full`) or the export failed (`export_failed`).
+    SpansDropped { reason: &'static str },
     /// ApiVersions responses narrowed to the versions the filter decodes (policy on).
     ApiVersionsNarrowed,
     /// Frames moved into the VM while held, because keeping them in Envoy's buffer would have
@@ -223,6 +227,8 @@ impl Metric {
                 format!("kafka_topic_rewrite_hidden_total;api={api};direction={}", direction.as_str())
             }
             Metric::TopicRewriteFailures { api, reason } => format!("kafka_topic_rewrite_failures_total;api={api};reason={reason}"),
+            Metric::SpansExported => "kafka_lens_spans_exported_total".into(),
+            Metric::SpansDropped { reason } => format!("kafka_lens_spans_dropped_total;reason={reason}"),
             Metric::ApiVersionsNarrowed => "kafka_api_versions_narrowed_total".into(),
             Metric::FramesHeldInVm { direction } => format!("kafka_lens_frames_held_in_vm_total;direction={}", direction.as_str()),
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
