@@ -89,6 +89,12 @@ def test_every_request_becomes_a_span_with_messaging_attributes(broker, tap, wor
         # (Histograms reach /stats/prometheus at Envoy's stats flush.)
         wait_until(lambda: envoy.metrics().by_label("kafka_request_latency_microseconds_count", "api") == by_api, 20,
                    what="latency histogram counts equal to the spans per API")
+        # Span durations are the histogram's samples: their sum matches its sum (Envoy's histogram
+        # sum is approximate: within 10 %, and a microsecond per sample of rounding).
+        span_us = sum((s["end_ns"] - s["start_ns"]) / 1000 for s in spans)
+        histogram_us = envoy.metrics().get("kafka_request_latency_microseconds_sum")
+        assert abs(span_us - histogram_us) <= 0.1 * histogram_us + len(spans), (span_us, histogram_us)
+        assert all(s["attributes"]["messaging.destination.partition.id"] == "0" for s in produce)
         # The collector's answers are counted (the VM's counts reach Envoy on its next tick).
         wait_until(lambda: envoy.metrics().get("kafka_lens_spans_exported_total") == len(spans), 20, what="spans counted as exported")
 

@@ -704,9 +704,11 @@ impl Connection {
         summary.topics.iter().for_each(|t| self.facts.topic(&t.name));
         let records = summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records.records).sum::<u64>();
         let topics: Vec<String> = summary.topics.iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
+        let partitions: Vec<i32> = summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.partition).collect();
         self.with_request_span(|span| {
             span.topics = topics;
             span.records = Some(records);
+            span.partitions = partitions;
         });
         if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
@@ -952,6 +954,7 @@ impl Connection {
         if let Some(mut span) = answering.request.span.take() {
             span.error = error;
             span.records = Some(summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records.records).sum());
+            span.partitions = summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.partition).collect();
             if span.topics.is_empty() {
                 span.topics = summary.topics.iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
             }

@@ -96,6 +96,8 @@ pub struct SpanDraft {
     pub topics: Vec<String>,
     pub group: Option<String>,
     pub records: Option<u64>,
+    /// Partitions the request named (Produce, Fetch); one becomes `messaging.destination.partition.id`.
+    pub partitions: Vec<i32>,
     pub error: Option<&'static str>,
     /// Chosen by the ratio when the request was read.
     pub sampled: bool,
@@ -194,6 +196,9 @@ pub fn finish(draft: SpanDraft, config: &TracingConfig, queue: &mut SpanQueue) -
     if let Some(group) = &draft.group {
         attributes.push(otlp::string_attr("messaging.consumer.group.name", group));
     }
+    if let [partition] = draft.partitions.as_slice() {
+        attributes.push(otlp::string_attr("messaging.destination.partition.id", &partition.to_string()));
+    }
     if let Some(records) = draft.records {
         attributes.push(otlp::int_attr("messaging.batch.message_count", records as i64));
     }
@@ -249,6 +254,7 @@ mod tests {
             response_bytes: 60,
             topics: vec!["orders".into()],
             records: Some(10),
+            partitions: vec![3],
             ..SpanDraft::default()
         }
     }
@@ -271,7 +277,14 @@ mod tests {
         assert_eq!(span.kind, SpanKind::Producer as i32);
         assert_eq!((span.trace_id.len(), span.span_id.len()), (16, 8));
         let keys: Vec<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
-        for key in ["messaging.system", "messaging.destination.name", "messaging.client.id", "messaging.batch.message_count", "network.peer.address"] {
+        for key in [
+            "messaging.system",
+            "messaging.destination.name",
+            "messaging.destination.partition.id",
+            "messaging.client.id",
+            "messaging.batch.message_count",
+            "network.peer.address",
+        ] {
             assert!(keys.contains(&key), "{key} in {keys:?}");
         }
         assert_eq!(spans[1].status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
