@@ -67,3 +67,24 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def create_topic_and_produce(bootstrap: str, topic: str, client_id: str, values: list[bytes], admin_id: str) -> list:
+    """Creates `topic` (1 partition) as `admin_id` and produces `values` with confluent-kafka as
+    `client_id`; returns the delivery errors (None for each delivered record)."""
+    import gc
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": admin_id})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    del admin
+    errors: list = []
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "linger.ms": 5})
+    for value in values:
+        producer.produce(topic, value=value, on_delivery=lambda err, _m: errors.append(err))
+    assert producer.flush(30) == 0
+    del producer
+    gc.collect()
+    return errors

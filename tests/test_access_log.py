@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from clients import create_topic_and_produce
 from conftest import assert_vm_healthy
 from harness import ROOT, Envoy
 from raw_kafka import exchange, kafka_frame
@@ -45,22 +46,13 @@ def lines(path: Path, predicate, timeout: float = 20) -> list[dict]:
 
 
 def test_access_log_names_the_client_its_apis_topics_and_last_error(broker, tap, workdir, proxy_port):
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     log_path = workdir / f"access-{uuid.uuid4().hex[:6]}.log"
     envoy = Envoy(proxy_port, tap.port, workdir, transform=with_shipped_access_log(log_path))
     try:
         bootstrap = f"127.0.0.1:{proxy_port}"
         topic = f"access-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "access-admin"})
-        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-        del admin
-        producer = Producer({"bootstrap.servers": bootstrap, "client.id": "access-producer", "linger.ms": 5})
-        for i in range(5):
-            producer.produce(topic, value=f"v{i}".encode())
-        assert producer.flush(30) == 0
-        del producer
+        values = [f"v{i}".encode() for i in range(5)]
+        assert create_topic_and_produce(bootstrap, topic, "access-producer", values, admin_id="access-admin") == [None] * 5
         # A raw client asks for a topic that does not exist: the broker answers with an error.
         body = struct.pack(">i", 1) + struct.pack(">h", 7) + b"missing"
         # (One request, and its response read before closing: the log line is written at close.)

@@ -4,12 +4,9 @@ traffic is unaffected and the lost spans are counted."""
 from __future__ import annotations
 
 import gc
-import time
 import uuid
 
-import pytest
-
-from clients import wait_until
+from clients import create_topic_and_produce, wait_until
 from otlp_receiver import OtlpReceiver
 
 OPERATION_API = {"send": "Produce", "poll": "Fetch", "commit": "OffsetCommit"}
@@ -36,7 +33,6 @@ def api_of(span: dict) -> str:
 
 def test_every_request_becomes_a_span_with_messaging_attributes(broker, tap, workdir, proxy_port):
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
     from kafka import KafkaConsumer
 
     from conftest import assert_vm_healthy
@@ -48,14 +44,8 @@ def test_every_request_becomes_a_span_with_messaging_attributes(broker, tap, wor
     try:
         bootstrap = f"127.0.0.1:{proxy_port}"
         topic = f"traced-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "trace-admin"})
-        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-        del admin
-        producer = Producer({"bootstrap.servers": bootstrap, "client.id": "trace-producer", "linger.ms": 5})
-        for i in range(10):
-            producer.produce(topic, value=f"v{i}".encode())
-        assert producer.flush(30) == 0
-        del producer
+        values = [f"v{i}".encode() for i in range(10)]
+        assert create_topic_and_produce(bootstrap, topic, "trace-producer", values, admin_id="trace-admin") == [None] * 10
         consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, client_id="trace-consumer", group_id=f"g-{topic}",
                                  auto_offset_reset="earliest", consumer_timeout_ms=10000)
         got = [m for _, m in zip(range(10), consumer)]
