@@ -106,3 +106,26 @@ def test_every_request_becomes_a_span_with_messaging_attributes(broker, tap, wor
         envoy.stop()
         assert_vm_healthy(envoy)
         assert panics == 0
+
+
+def test_an_unknown_collector_cluster_drops_spans_and_never_traps_the_vm(broker, tap, workdir, proxy_port):
+    """Envoy refuses a gRPC call to a cluster it does not have; the SDK's wrapper panicked on that
+    (the vendored proxy-wasm returns the status): spans are counted as dropped, Kafka works."""
+    from conftest import assert_vm_healthy
+    from harness import Envoy
+
+    config = {"tracing": {"collector_cluster": "no-such-cluster", "sample_per_million": 1_000_000}}
+    envoy = Envoy(proxy_port, tap.port, workdir, filter_config=config)
+    try:
+        bootstrap = f"127.0.0.1:{proxy_port}"
+        topic = f"untraced-{uuid.uuid4().hex[:8]}"
+        values = [f"v{i}".encode() for i in range(3)]
+        assert create_topic_and_produce(bootstrap, topic, "trace-lost", values, admin_id="trace-lost-admin") == [None] * 3
+        wait_until(lambda: (envoy.metrics().value("kafka_lens_spans_dropped_total", reason="export_failed") or 0) > 0,
+                   20, what="spans counted as dropped")
+        assert envoy.metrics().get("kafka_lens_hostcall_failures_total", call="dispatch_grpc_call") > 0
+    finally:
+        panics = envoy.metrics().value("kafka_lens_panics_total")
+        envoy.stop()
+        assert_vm_healthy(envoy)
+        assert panics == 0
