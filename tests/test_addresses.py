@@ -12,6 +12,7 @@ import gc
 import uuid
 from pathlib import Path
 
+from clients import wait_until
 from harness import Broker, Envoy, free_port
 
 
@@ -67,6 +68,10 @@ def test_clients_stay_on_the_proxy_when_broker_addresses_are_rewritten(workdir: 
         assert got == [f"v{i}".encode() for i in range(50)]
 
         m = envoy.settled_metrics()
+        # Each worker VM sends its counts at its connections' close and on its tick: wait for both.
+        wait_until(lambda: sum(envoy.metrics().by_label("kafka_fetched_records_total", "topic").values()) >= 50, 10,
+                   what="fetched records counted")
+        m = envoy.metrics()
         # Every produced and fetched record crossed the filter: the clients never left the proxy.
         # (Summed over topic labels: a fetch by topic id is labelled by name once the id is learned
         # from a Metadata response, and `id-<hex>` before.)

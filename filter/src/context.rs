@@ -302,6 +302,11 @@ impl StreamContext for KafkaStream {
     fn on_new_connection(&mut self) -> Action {
         add(&self.metrics, Metric::Connections, 1);
         add(&self.metrics, Metric::ActiveConnections, 1);
+        // Visible at once, as the close is: with the open still waiting for the tick, another
+        // VM's close could bring the VM-summed gauge to 0 while this connection's counts are
+        // still unsent, and a reader taking "no active connection" as "all counted" would be
+        // wrong (the test harness does; so may an operator).
+        flush(&self.metrics);
         log::debug!("connection {} opened", self.id);
         Action::Continue
     }
