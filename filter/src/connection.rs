@@ -702,13 +702,12 @@ impl Connection {
     fn produce_scanned(&mut self, summary: &ProduceSummary, sink: &mut dyn MetricSink) {
         let Some((_, _, client)) = self.current_request.clone() else { return };
         summary.topics.iter().for_each(|t| self.facts.topic(&t.name));
-        let records = summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records.records).sum::<u64>();
-        let topics: Vec<String> = summary.topics.iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
-        let partitions: Vec<i32> = summary.topics.iter().flat_map(|t| &t.partitions).map(|p| p.partition).collect();
+        // Only a request with a span draft (tracing on) pays for these.
         self.with_request_span(|span| {
-            span.topics = topics;
-            span.records = Some(records);
-            span.partitions = partitions;
+            let partitions = summary.topics.iter().flat_map(|t| &t.partitions);
+            span.records = Some(partitions.clone().map(|p| p.records.records).sum());
+            span.partitions = partitions.map(|p| p.partition).collect();
+            span.topics = summary.topics.iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
         });
         if let Some(pending) = produce::on_request(summary, &client, &mut self.topic_labels, sink) {
             self.attach(Detail::Produce(pending));
