@@ -50,6 +50,7 @@ pub mod detect;
 pub mod frame;
 pub mod generated;
 pub mod header;
+pub mod legacy;
 pub mod name_edit;
 pub mod read_ahead;
 pub mod records;
