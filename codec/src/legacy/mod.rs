@@ -21,6 +21,7 @@ pub mod list_offsets;
 pub mod message_set;
 pub mod offsets;
 pub mod produce;
+pub mod translate;
 pub mod wire;
 
 /// Why an old-version body could not be translated.
