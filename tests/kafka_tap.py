@@ -42,6 +42,12 @@ class KafkaTap:
         self.response_delay = 0.0
         self.lock = threading.Lock()
         self.requests: collections.Counter[str] = collections.Counter()
+        # (api name, version) of every request relayed: what versions reached the broker.
+        self.request_versions: collections.Counter[tuple[str, int]] = collections.Counter()
+        # Every whole request and response frame relayed (size prefix excluded), when asked.
+        self.keep_frames = False
+        self.request_frames: list[bytes] = []
+        self.response_frames: list[bytes] = []
         self.responses: collections.Counter[str] = collections.Counter()
         self.request_bytes = 0
         self.response_bytes = 0
@@ -91,7 +97,10 @@ class KafkaTap:
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.request_versions.clear()
             self.responses.clear()
+            self.request_frames.clear()
+            self.response_frames.clear()
             self.request_bytes = self.response_bytes = 0
 
     def snapshot(self) -> tuple[dict, dict]:
@@ -167,9 +176,12 @@ class KafkaTap:
                     self.largest_request = max(self.largest_request, size)
                 else:
                     self.largest_response = max(self.largest_response, size)
+                if self.keep_frames:
+                    (self.request_frames if is_request else self.response_frames).append(frame)
                 if is_request and len(frame) >= 8:
-                    key, _version, corr = struct.unpack_from(">hhi", frame, 0)
+                    key, version, corr = struct.unpack_from(">hhi", frame, 0)
                     self.requests[api_name(key)] += 1
+                    self.request_versions[(api_name(key), version)] += 1
                     pending[corr] = key
                 elif not is_request and len(frame) >= 4:
                     (corr,) = struct.unpack_from(">i", frame, 0)

@@ -57,6 +57,9 @@ pub struct Config {
     pub access_log_properties: bool,
     /// OpenTelemetry spans of sampled requests, exported over OTLP/gRPC (see the `tracing` module).
     pub tracing: crate::tracing::TracingConfig,
+    /// Old protocol versions translated for brokers that refuse them (see the `versions` module);
+    /// off by default.
+    pub version_translation: crate::versions::TranslationConfig,
     /// Diagnostics for the test suite and for checking a new Envoy version.
     pub diagnostics: Diagnostics,
 }
@@ -154,6 +157,7 @@ impl Default for Config {
             topic_rewrite: crate::rewrite::TopicRewriteConfig::default(),
             access_log_properties: true,
             tracing: crate::tracing::TracingConfig::default(),
+            version_translation: crate::versions::TranslationConfig::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -224,6 +228,7 @@ impl Config {
         if let Err((field, message)) =
             self.policy.validate().and_then(|()| self.broker_addresses.validate()).and_then(|()| self.topic_rewrite.validate())
             .and_then(|()| self.tracing.validate())
+            .and_then(|()| self.version_translation.validate())
         {
             return Err(ConfigError { field, message });
         }

@@ -9,6 +9,7 @@
 //! [`crate::flow`]).
 
 mod enforce;
+mod translate;
 
 use bytes::Bytes;
 use kafka_lens_codec::api::{self, ApiSupport};
@@ -35,6 +36,7 @@ use crate::produce::{self, PendingProduce};
 use crate::response_errors;
 use crate::rewrite::TopicRewrite;
 use crate::tracing::{SharedSpans, SpanDraft, TracingConfig};
+use crate::versions::Translation;
 use crate::topics::{self, TopicLabels};
 use kafka_lens_codec::rename::Renamer;
 use crate::identity::Identity;
@@ -174,6 +176,10 @@ pub struct Connection {
     rewrite: Rc<TopicRewrite>,
     /// The topic mapping of the request being read.
     current_renamer: Option<Rc<Renamer>>,
+    /// Old protocol versions translated for the broker (disabled: none).
+    translation: Rc<Translation>,
+    /// The request frame being captured is translated when whole.
+    translating: bool,
     /// Request frames the policy may refuse, held and edited in Envoy's buffer.
     request_flow: Flow<enforce::PolicyFrame>,
     /// Response frames the filter replaces or rewrites.
@@ -317,6 +323,8 @@ impl Connection {
             addresses: Rc::new(BrokerAddresses::default()),
             rewrite: Rc::new(TopicRewrite::default()),
             current_renamer: None,
+            translation: Rc::new(Translation::default()),
+            translating: false,
             request_flow: Flow::default(),
             response_flow: Flow::default(),
             close_reason: None,
@@ -344,6 +352,17 @@ impl Connection {
     pub fn with_topic_rewrite(mut self, rewrite: Rc<TopicRewrite>) -> Self {
         self.rewrite = rewrite;
         self
+    }
+
+    /// Translates old protocol versions the broker refuses (see [`crate::versions`]).
+    pub fn with_translation(mut self, translation: Rc<Translation>) -> Self {
+        self.translation = translation;
+        self
+    }
+
+    /// The broker version ranges this VM learned since the last call, to publish to the others.
+    pub fn translation_changes(&self) -> Option<Vec<u8>> {
+        self.translation.take_changes()
     }
 
     /// Drafts a span per request and queues the sampled ones (see [`crate::tracing`]).
@@ -537,7 +556,8 @@ impl Connection {
         if let Some(disposition) = self.raw_client_token(start, sink) {
             return disposition;
         }
-        let info = match header::decode_request_header(&start.prefix, start.is_whole()) {
+        self.translating = false;
+        let mut info = match header::decode_request_header(&start.prefix, start.is_whole()) {
             Ok(info) => info,
             Err(e) => {
                 sink.add(Metric::UndecodableFrames { direction: Direction::Request, reason: "header" }, 1);
@@ -546,7 +566,12 @@ impl Connection {
             }
         };
         let id = info.id;
+        let plan = self.translation_plan(&info);
+        if plan.is_some() {
+            Self::old_request_header(&mut info, &start.prefix);
+        }
         let (api_name, key) = match info.support {
+            _ if plan.is_some() => plan.map_or(("unknown", None), |(key, _)| (api::name(key), Some(key))),
             ApiSupport::Known(key) => (api::name(key), Some(key)),
             ApiSupport::UnknownVersion(key) => {
                 sink.add(Metric::UnknownVersionRequests { api: api::name(key) }, 1);
@@ -578,12 +603,14 @@ impl Connection {
 
         let expects_response = match (key, info.header_len) {
             (Some(ApiKey::Produce), Some(header_len)) => {
-                let flexible = ApiKey::Produce.request_header_version(id.api_version) >= 2;
+                let flexible = id.api_version >= 3 && ApiKey::Produce.request_header_version(id.api_version) >= 2;
                 produce_acks(&start.prefix, header_len, id.api_version, flexible) != Some(0)
             }
             _ => true,
         };
-        self.current_request = Some((expects_response.then_some(id.correlation_id), id.api_version, client.clone()));
+        // A translated request is read (decoded, counted) at the version it goes to the broker at.
+        let read_version = plan.map_or(id.api_version, |(key, plan)| Self::planned_version(key, id.api_version, plan));
+        self.current_request = Some((expects_response.then_some(id.correlation_id), read_version, client.clone()));
         if expects_response {
             let span = self.draft_span(api_name, id.api_key, id.api_version, info.client_id(), u64::from(start.body_len) + 4, sink);
             let overflow = self.correlator.expect(InFlight {
@@ -605,6 +632,9 @@ impl Connection {
                 sink.add(Metric::InFlightRequests, 1);
             }
             self.max_in_flight_seen = self.max_in_flight_seen.max(self.correlator.in_flight());
+        }
+        if let Some((key, plan)) = plan {
+            return self.track_translated(start, key, &info, client, expects_response, plan, sink);
         }
         let tracked = match key {
             Some(key) if !self.policy.is_empty() || self.current_renamer.is_some() => {
@@ -752,6 +782,9 @@ impl Connection {
     }
 
     fn request_complete(&mut self, frame: &Bytes, sink: &mut dyn MetricSink) {
+        if std::mem::take(&mut self.translating) {
+            return self.translated_complete(frame, sink);
+        }
         if std::mem::take(&mut self.capturing_raw_token) {
             if let Some(exchange) = &mut self.sasl {
                 exchange.on_client_message(frame, &self.oauth_claim);

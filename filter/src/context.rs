@@ -17,6 +17,7 @@ use crate::metrics::{EnvoyMetrics, GaugeShare, Metric, MetricSink};
 use crate::otlp;
 use crate::rewrite::TopicRewrite;
 use crate::tracing::{SharedSpans, SpanQueue, TracingConfig};
+use crate::versions::{Translation, SHARED_KEY as SHARED_VERSIONS_KEY};
 
 /// Metrics shared by every context of this VM (one VM per Envoy worker thread).
 type SharedMetrics = Rc<RefCell<EnvoyMetrics>>;
@@ -66,6 +67,8 @@ pub struct Root {
     addresses: Rc<BrokerAddresses>,
     /// The configuration's topic renames and tenant prefixes, likewise.
     rewrite: Rc<TopicRewrite>,
+    /// The broker version table old protocol versions are translated by, likewise.
+    translation: Rc<Translation>,
     /// The spans this VM's connections queue for export, and the tracing configuration (tracing
     /// on), with the export call in flight: its token and how many spans it carries.
     tracing: Option<(Rc<TracingConfig>, SharedSpans)>,
@@ -123,6 +126,24 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Takes the broker versions other VMs learned (translation on): a connection whose client
+    /// never sends ApiVersions still sees the broker's ranges.
+    fn merge_broker_versions(&self) {
+        if !self.translation.is_enabled() {
+            return;
+        }
+        match host::get_shared(SHARED_VERSIONS_KEY) {
+            Ok(Some((bytes, _))) => self.translation.merge_shared(&bytes),
+            Ok(None) => {}
+            Err(e) => {
+                add(&self.metrics, Metric::HostcallFailures { call: "get_shared_data" }, 1);
+                log::debug!("reading the shared broker versions refused: {e}");
+            }
+        }
+    }
+}
+
 /// The OTLP trace service (opentelemetry/proto/collector/trace/v1/trace_service.proto).
 const TRACE_SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
@@ -154,6 +175,7 @@ impl RootContext for Root {
                 self.policy = Rc::new(Policy::new(config.policy.clone()));
                 self.addresses = Rc::new(config.broker_addresses.clone());
                 self.rewrite = Rc::new(TopicRewrite::new(&config.topic_rewrite));
+                self.translation = Rc::new(Translation::new(&config.version_translation));
                 self.tracing = config.tracing.is_enabled().then(|| {
                     let seed = host::now_nanos().unwrap_or(0x9e37_79b9_7f4a_7c15);
                     let queue = SpanQueue::new(config.tracing.max_queued_spans, seed);
@@ -179,6 +201,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.export_spans();
+        self.merge_broker_versions();
         self.memory.report(&self.metrics);
         flush(&self.metrics);
     }
@@ -188,6 +211,7 @@ impl RootContext for Root {
     }
 
     fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
+        self.merge_broker_versions();
         Some(Box::new(KafkaStream {
             id: context_id,
             config: Rc::clone(&self.config),
@@ -196,7 +220,8 @@ impl RootContext for Root {
                 .with_policy(Rc::clone(&self.policy))
                 .with_broker_addresses(Rc::clone(&self.addresses))
                 .with_tracing_from(self.tracing.as_ref())
-                .with_topic_rewrite(Rc::clone(&self.rewrite)),
+                .with_topic_rewrite(Rc::clone(&self.rewrite))
+                .with_translation(Rc::clone(&self.translation)),
             metrics: Rc::clone(&self.metrics),
             closed: false,
             peer_checked: false,
@@ -338,6 +363,13 @@ impl StreamContext for KafkaStream {
         let verdict = self
             .with_metrics(|connection, sink| connection.on_response_data(&mut source, data_size, sink))
             .unwrap_or(Verdict::Continue);
+        if let Some(learned) = self.connection.translation_changes() {
+            // Every worker VM gets what this one learned from the broker's ApiVersions answer.
+            if let Err(e) = host::set_shared(SHARED_VERSIONS_KEY, &learned, 0) {
+                add(&self.metrics, Metric::HostcallFailures { call: "set_shared_data" }, 1);
+                log::debug!("connection {}: publishing the broker versions refused: {e}", self.id);
+            }
+        }
         self.apply(verdict, &source)
     }
 

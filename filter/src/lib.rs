@@ -30,6 +30,7 @@ pub mod rewrite;
 pub mod testing;
 pub mod topics;
 pub mod tracing;
+pub mod versions;
 
 #[cfg(target_arch = "wasm32")]
 mod context;

@@ -116,6 +116,26 @@ pub enum Metric {
     SpansDropped { reason: &'static str },
     /// ApiVersions responses narrowed to the versions the filter decodes (policy on).
     ApiVersionsNarrowed,
+    /// ApiVersions responses whose ranges were extended down to the old versions the filter
+    /// translates (or raised to the broker's configured minimum).
+    ApiVersionsExtended,
+    /// Requests translated from an old version the broker refuses to one it accepts, per API and
+    /// the client's version.
+    TranslatedRequests { api: &'static str, version: &'static str },
+    /// Responses translated back to the old version of their request, per API.
+    TranslatedResponses { api: &'static str },
+    /// Requests or responses that could not be translated (the connection closes), per API and
+    /// reason (`malformed`, `encode`, `too_large`, `undecodable_response`, `response`).
+    TranslationFailures { api: &'static str, reason: &'static str },
+    /// Requests the filter answered `UNSUPPORTED_VERSION` (below the broker's minimum, not
+    /// translatable), per API and version.
+    UnsupportedVersionAnswers { api: &'static str, version: &'static str },
+    /// Records converted from record batches to an old client's message format (Fetch v0–3).
+    RecordsDownConverted,
+    /// Records whose headers were dropped in that conversion (the old formats have none).
+    RecordHeadersDropped,
+    /// Partitions answered `UNSUPPORTED_COMPRESSION_TYPE` to an old client (zstd records).
+    TranslationUnsupportedCompression,
     /// Frames moved into the VM while held, because keeping them in Envoy's buffer would have
     /// exceeded the hold budget, per direction.
     FramesHeldInVm { direction: Direction },
@@ -230,6 +250,16 @@ impl Metric {
             Metric::SpansExported => "kafka_lens_spans_exported_total".into(),
             Metric::SpansDropped { reason } => format!("kafka_lens_spans_dropped_total;reason={reason}"),
             Metric::ApiVersionsNarrowed => "kafka_api_versions_narrowed_total".into(),
+            Metric::ApiVersionsExtended => "kafka_api_versions_extended_total".into(),
+            Metric::TranslatedRequests { api, version } => format!("kafka_translated_requests_total;api={api};version={version}"),
+            Metric::TranslatedResponses { api } => format!("kafka_translated_responses_total;api={api}"),
+            Metric::TranslationFailures { api, reason } => format!("kafka_translation_failures_total;api={api};reason={reason}"),
+            Metric::UnsupportedVersionAnswers { api, version } => {
+                format!("kafka_unsupported_version_answers_total;api={api};version={version}")
+            }
+            Metric::RecordsDownConverted => "kafka_translation_records_down_converted_total".into(),
+            Metric::RecordHeadersDropped => "kafka_translation_record_headers_dropped_total".into(),
+            Metric::TranslationUnsupportedCompression => "kafka_translation_unsupported_compression_total".into(),
             Metric::FramesHeldInVm { direction } => format!("kafka_lens_frames_held_in_vm_total;direction={}", direction.as_str()),
             Metric::LabelOverflow { label } => format!("kafka_lens_label_overflow_total;label={label}"),
             Metric::SeriesOverflow => "kafka_lens_series_overflow_total".into(),

@@ -32,7 +32,9 @@ use kafka_lens_codec::kafka_protocol::messages::RequestHeader;
 use kafka_lens_codec::name_edit::{self, EditError, PrefixEdit};
 use kafka_lens_codec::rename::{self, Mapped, Renamer, Rewritten};
 use kafka_lens_codec::scan::ProduceSummary as Summary;
+use kafka_lens_codec::legacy::translate;
 use kafka_lens_codec::topic_names::NameKind;
+use crate::versions::Translation;
 use std::rc::Rc;
 
 /// What the policy knows of a held request's body.
@@ -48,23 +50,26 @@ pub enum PolicyBody {
 #[derive(Debug)]
 pub struct PolicyFrame {
     /// `None` for a request without a response (`acks=0` Produce).
-    correlation_id: Option<i32>,
-    key: ApiKey,
-    version: i16,
-    client: Client,
-    client_id: Option<String>,
-    rules: Applicable,
+    pub(super) correlation_id: Option<i32>,
+    pub(super) key: ApiKey,
+    /// The version the request goes to the broker at (a translated request's target version).
+    pub(super) version: i16,
+    pub(super) client: Client,
+    pub(super) client_id: Option<String>,
+    pub(super) rules: Applicable,
     pub body: PolicyBody,
     /// Violations decided at the frame's start (a frame too large to hold).
-    early: Vec<Violation>,
+    pub(super) early: Vec<Violation>,
     /// The topic mapping the request goes to the broker under, if any.
-    renamer: Option<Rc<Renamer>>,
+    pub(super) renamer: Option<Rc<Renamer>>,
     /// Length of the request header in the body.
-    header_len: Option<usize>,
+    pub(super) header_len: Option<usize>,
     /// The decoded request's header (for re-encoding).
     pub header: Option<RequestHeader>,
     /// What mapping the decoded body to the broker's names did.
     pub renamed: Option<Rewritten>,
+    /// A request at an old version the filter translates (or answers `UNSUPPORTED_VERSION`).
+    pub translation: Option<super::translate::Translating>,
 }
 
 /// What the filter does to a response.
@@ -74,6 +79,8 @@ pub enum Answer {
     Replace(Bytes),
     /// The request went on without some topics: their errors join the broker's response.
     Merge(Box<ResponseKind>),
+    /// The request was translated from `client_version`: the response goes back to it.
+    Downgrade { client_version: i16 },
 }
 
 /// A response frame the filter replaces or rewrites.
@@ -90,13 +97,16 @@ pub enum AnswerFrame {
     Rewrite { key: ApiKey, version: i16, addresses: bool, renamer: Option<Rc<Renamer>> },
     /// A Fetch response (v4–12) whose topic names are renamed in place, records untouched.
     FetchNames { version: i16, header_len: usize, renamer: Rc<Renamer> },
+    /// The answer to a translated request, at `version`, downgraded to `client_version` (and its
+    /// names mapped back with `renamer`).
+    Downgrade { key: ApiKey, version: i16, client_version: i16, renamer: Option<Rc<Renamer>> },
 }
 
 impl AnswerFrame {
     pub fn set_body(&mut self, frame: Bytes) {
         match self {
             AnswerFrame::Merge { body, .. } | AnswerFrame::Versions { body, .. } => *body = Some(frame),
-            AnswerFrame::Replace | AnswerFrame::Rewrite { .. } | AnswerFrame::FetchNames { .. } => {}
+            AnswerFrame::Replace | AnswerFrame::Rewrite { .. } | AnswerFrame::FetchNames { .. } | AnswerFrame::Downgrade { .. } => {}
         }
     }
 }
@@ -236,6 +246,7 @@ impl Connection {
             header_len: info.header_len,
             header: None,
             renamed: None,
+            translation: None,
         };
         let mut tracked = Tracked::new(start.offset, start.body_len, payload);
         tracked.drain = too_large && !tracked.payload.rules.is_empty();
@@ -285,7 +296,7 @@ impl Connection {
         if let Some(reason) = self.close_reason.take() {
             return Verdict::Close(reason);
         }
-        if self.policy.is_empty() && self.rewrite.is_empty() {
+        if self.policy.is_empty() && self.rewrite.is_empty() && !self.translation.is_enabled() {
             return Verdict::Continue;
         }
         let mut finished = self.request_flow.take_finished(stream_end);
@@ -304,7 +315,7 @@ impl Connection {
 
     /// Whether the filter edits responses: it answers for a policy or rewrites addresses.
     fn edits_responses(&self) -> bool {
-        !self.policy.is_empty() || !self.addresses.is_empty() || !self.rewrite.is_empty()
+        !self.policy.is_empty() || !self.addresses.is_empty() || !self.rewrite.is_empty() || self.translation.is_enabled()
     }
 
     /// Highest versions to advertise per API: topic names for topic rules, no `NodeEndpoints`
@@ -344,7 +355,14 @@ impl Connection {
                     AnswerFrame::FetchNames { version, header_len, renamer } => {
                         self.rename_fetch(frame, buffer, *version, *header_len, renamer, sink)
                     }
-                    _ => decide_response(&frame.payload, &caps, sink),
+                    AnswerFrame::Downgrade { key, version, client_version, renamer } => {
+                        self.downgrade_response(frame, buffer, *key, *version, *client_version, renamer.as_deref(), sink)
+                    }
+                    AnswerFrame::Versions { version, body: Some(body) } => {
+                        let narrow = !self.policy.is_empty() || !self.addresses.is_empty() || !self.rewrite.is_empty();
+                        versions_response(body, *version, narrow, &caps, &self.translation, sink)
+                    }
+                    _ => decide_response(&frame.payload, sink),
                 };
             }
         }
@@ -388,6 +406,9 @@ impl Connection {
         };
         let Some(first) = violations.iter().find(|v| policy.is_enforced(v)) else {
             self.record(&violations, p.key, &p.client, "audited", sink);
+            if let Some(translation) = &p.translation {
+                return self.translated_fate(p, translation, sink);
+            }
             return self.rename_request(frame, buffer, sink);
         };
         let message = policy.rule(first.rule).map(|rule| policy::message(rule, first)).unwrap_or_default();
@@ -401,7 +422,8 @@ impl Connection {
         let enforced = violations.iter().filter(|v| policy.is_enforced(v));
         // A Fetch is refused whole: stripping topics from an incremental fetch session would leave
         // the broker's session and the client's disagreeing about which partitions it holds.
-        let whole_request = frame.drain || p.key == ApiKey::Fetch || enforced.clone().any(|v| v.topics.is_none());
+        let whole_request =
+            frame.drain || p.key == ApiKey::Fetch || p.translation.is_some() || enforced.clone().any(|v| v.topics.is_none());
         if !whole_request {
             let refused_topics: Vec<String> = enforced.flat_map(|v| v.topics.clone().unwrap_or_default()).collect();
             let split = self.broker_view(frame, buffer).and_then(|request| {
@@ -423,7 +445,7 @@ impl Connection {
     }
 
     /// Answers a request whole with `code`: the broker gets a placeholder, the client the refusal.
-    fn refuse_whole(&mut self, p: &PolicyFrame, code: i16, message: Option<&str>, sink: &mut dyn MetricSink) -> Fate {
+    pub(super) fn refuse_whole(&mut self, p: &PolicyFrame, code: i16, message: Option<&str>, sink: &mut dyn MetricSink) -> Fate {
         let Some(correlation_id) = p.correlation_id else { return Fate::Replace(Bytes::new()) };
         let request = match &p.body {
             PolicyBody::Produce(summary) => refuse::produce_request_of(summary),
@@ -437,7 +459,13 @@ impl Connection {
         if let Some(error) = response_errors::count_decoded(&response, api::name(p.key), &p.client, sink) {
             self.facts.error(error);
         }
-        match refuse::response_frame(correlation_id, p.key, p.version, &response) {
+        let frame = match &p.translation {
+            Some(translation) if translate::is_old(p.key, translation.client_version) => {
+                super::translate::old_response_frame(correlation_id, translation.client_version, &response)
+            }
+            _ => refuse::response_frame(correlation_id, p.key, p.version, &response).map_err(|e| e.to_string()),
+        };
+        match frame {
             Ok(bytes) => {
                 self.set_answer(correlation_id, Answer::Replace(bytes));
                 Fate::Replace(refuse::placeholder(correlation_id))
@@ -559,7 +587,7 @@ impl Connection {
         Fate::Forward
     }
 
-    fn set_answer(&mut self, correlation_id: i32, answer: Answer) {
+    pub(super) fn set_answer(&mut self, correlation_id: i32, answer: Answer) {
         if let Some(entry) = self.correlator.latest_mut(correlation_id) {
             entry.extra.answer = Some(answer);
         }
@@ -687,6 +715,10 @@ impl Connection {
                 sink.add(Metric::PolicyMergeFailures, 1);
                 return None;
             }
+            Some(Answer::Downgrade { client_version }) => {
+                let client_version = *client_version;
+                return self.track_downgrade(start, key, request.api_version, client_version, request.extra.renamer.clone(), fits, sink);
+            }
             None if key == ApiKey::ApiVersions && self.edits_responses() && fits => {
                 (AnswerFrame::Versions { version: request.api_version, body: None }, Fate::Undecided, false)
             }
@@ -804,8 +836,8 @@ fn cap_versions(response: &mut kafka_lens_codec::kafka_protocol::messages::ApiVe
     changed || response.api_keys.len() != before
 }
 
-/// The fate of a whole tracked response. `caps`: see [`crate::policy::Policy::topic_name_version_caps`].
-fn decide_response(frame: &AnswerFrame, caps: &[(ApiKey, i16)], sink: &mut dyn MetricSink) -> Fate {
+/// The fate of a whole tracked response.
+fn decide_response(frame: &AnswerFrame, sink: &mut dyn MetricSink) -> Fate {
     match frame {
         AnswerFrame::Replace => Fate::Forward,
         AnswerFrame::Merge { key, version, refused, body: Some(body), renamer } => {
@@ -826,22 +858,44 @@ fn decide_response(frame: &AnswerFrame, caps: &[(ApiKey, i16)], sink: &mut dyn M
                 }
             }
         }
-        AnswerFrame::Versions { version, body: Some(body) } => {
-            let Ok(mut response) = body::decode_response(body, ApiKey::ApiVersions, *version) else { return Fate::Forward };
-            let ResponseKind::ApiVersions(versions) = &mut response.body else { return Fate::Forward };
-            let narrowed = api::intersect_api_versions(versions);
-            if !(cap_versions(versions, caps) || narrowed) {
-                return Fate::Forward;
-            }
-            match body::encode_response(&response.header, &response.body, ApiKey::ApiVersions, *version) {
-                Ok(bytes) => {
-                    sink.add(Metric::ApiVersionsNarrowed, 1);
-                    Fate::Replace(bytes)
-                }
-                Err(_) => Fate::Forward,
-            }
-        }
         _ => Fate::Forward,
+    }
+}
+
+/// An ApiVersions response as the client may take it: the broker's ranges learned (translation
+/// on), narrowed to what the codec decodes (`narrow`: the filter checks or rewrites requests),
+/// capped (`caps`: see [`crate::policy::Policy::topic_name_version_caps`]) and reaching down to
+/// the old versions the filter translates.
+fn versions_response(
+    body: &Bytes,
+    version: i16,
+    narrow: bool,
+    caps: &[(ApiKey, i16)],
+    translation: &Translation,
+    sink: &mut dyn MetricSink,
+) -> Fate {
+    let Ok(mut response) = body::decode_response(body, ApiKey::ApiVersions, version) else { return Fate::Forward };
+    let ResponseKind::ApiVersions(versions) = &mut response.body else { return Fate::Forward };
+    if translation.learn(versions) {
+        log::info!("learned the broker's API versions ({} APIs)", versions.api_keys.len());
+    }
+    let narrowed = narrow && api::intersect_api_versions(versions);
+    let capped = cap_versions(versions, caps);
+    let extended = translation.advertise(versions);
+    if !(narrowed || capped || extended) {
+        return Fate::Forward;
+    }
+    match body::encode_response(&response.header, &response.body, ApiKey::ApiVersions, version) {
+        Ok(bytes) => {
+            if narrowed || capped {
+                sink.add(Metric::ApiVersionsNarrowed, 1);
+            }
+            if extended {
+                sink.add(Metric::ApiVersionsExtended, 1);
+            }
+            Fate::Replace(bytes)
+        }
+        Err(_) => Fate::Forward,
     }
 }
 
