@@ -217,3 +217,74 @@ def test_current_clients_in_the_same_run_are_untouched_byte_for_byte(envoy, brok
         assert tap.response_frames == [response]
     m = envoy.settled_metrics()
     assert m.get("kafka_translated_requests_total") == 0
+
+
+@pytest.mark.filter_config(TRANSLATE)
+def test_kcat_with_fallback_0_9_produces_and_consumes_through_translation(envoy, broker, tap, proxy_port):
+    from test_kcat import kcat
+    bootstrap = f"127.0.0.1:{proxy_port}"
+    topic = f"old-kcat-{RUN}"
+    create_topic(bootstrap, topic, 1)
+    tap.reset()
+    old = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
+    lines = [f"kcat-{i}:" + "x" * (i * 7 % 300) for i in range(50)]
+    kcat("-P", "-b", bootstrap, "-t", topic, "-z", "snappy", *old, stdin="\n".join(lines).encode() + b"\n")
+    out = kcat("-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-c", str(len(lines)), *old)
+    assert out.decode().splitlines() == lines
+    assert below_minimums(tap) == {}
+    translated = envoy.settled_metrics().by_label("kafka_translated_requests_total", "api")
+    assert translated.get("Produce", 0) >= 1 and translated.get("Fetch", 0) >= 1 and translated.get("ListOffsets", 0) >= 1
+
+
+def produce_v0_body(topic: bytes, value: bytes) -> bytes:
+    """Produce v0: acks 1, timeout, one topic, partition 0, a one-message set (magic 0)."""
+    import zlib
+    message = struct.pack(">bb", 0, 0) + struct.pack(">i", -1) + struct.pack(">i", len(value)) + value
+    message = struct.pack(">I", zlib.crc32(message) & 0xFFFFFFFF) + message
+    mset = struct.pack(">qi", 0, len(message)) + message
+    return (struct.pack(">hi", 1, 5000) + struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic
+            + struct.pack(">i", 1) + struct.pack(">ii", 0, len(mset)) + mset)
+
+
+@pytest.mark.filter_config({"version_translation": {"enabled": True, "broker_preset": "kafka-4.0",
+                                                    "broker_versions": {"Metadata": {"min": 4}, "Produce": {"max": 2}}}})
+def test_versions_the_filter_cannot_translate_are_answered_unsupported_version_and_never_reach_the_broker(envoy, broker, tap, proxy_port):
+    """A broker whose Produce stops at v2 cannot take a translation (the codec's lowest is v3), and a
+    Metadata v1 is below the configured minimum v4 with no translation for it: both are answered
+    UNSUPPORTED_VERSION (35) in the client's own version, and the broker sees neither."""
+    from raw_kafka import kafka_frame
+    tap.reset()
+    # Metadata v1 answered: brokers (0), controller id, topics [error 35, "orders", internal, partitions []].
+    response = exchange(proxy_port, kafka_frame(3, 1, 41, body=struct.pack(">i", 1) + struct.pack(">h", 6) + b"orders"))
+    assert struct.unpack_from(">i", response, 0)[0] == 41
+    assert struct.unpack_from(">i", response, 4)[0] == 0  # no brokers
+    at = 4 + 4 + 4  # correlation id, brokers count, controller id
+    assert struct.unpack_from(">i", response, at)[0] == 1
+    assert struct.unpack_from(">h", response, at + 4)[0] == 35
+    # Produce v0 answered in the v0 layout: [topic [partition, error 35, base offset]].
+    response = exchange(proxy_port, kafka_frame(0, 0, 42, body=produce_v0_body(b"orders", b"v")))
+    corr, topics, name_len = struct.unpack_from(">iih", response, 0)
+    assert (corr, topics, response[10:10 + name_len]) == (42, 1, b"orders")
+    partitions, partition, error = struct.unpack_from(">iih", response, 10 + name_len)
+    assert (partitions, partition, error) == (1, 0, 35)
+    assert len(response) == 10 + name_len + 4 + 4 + 2 + 8  # nothing after the v0 layout
+    with tap.lock:
+        versions = dict(tap.request_versions)
+    assert ("Metadata", 1) not in versions and not any(api == "Produce" for api, _ in versions), versions
+    m = envoy.settled_metrics()
+    assert m.get("kafka_unsupported_version_answers_total", api="Metadata", version="1") == 1
+    assert m.get("kafka_unsupported_version_answers_total", api="Produce", version="0") == 1
+
+
+@pytest.mark.filter_config(TRANSLATE)
+def test_a_malformed_old_request_closes_the_connection_and_is_counted(envoy, broker, tap, proxy_port):
+    from raw_kafka import kafka_frame
+    tap.reset()
+    body = produce_v0_body(b"orders", b"v")[:-7]  # the message set cut short inside a whole frame
+    with pytest.raises((ConnectionError, OSError)):
+        exchange(proxy_port, kafka_frame(0, 0, 43, body=body))
+    m = envoy.settled_metrics()
+    assert m.get("kafka_translation_failures_total", api="Produce", reason="malformed") == 1
+    assert m.get("kafka_connections_closed_by_filter_total", reason="translation_failed") == 1
+    with tap.lock:
+        assert not any(api == "Produce" for api, _ in tap.request_versions)
