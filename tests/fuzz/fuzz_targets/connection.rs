@@ -1,7 +1,8 @@
 //! The filter's per-connection state machine driven by arbitrary interleaved request and response
 //! chunks: never panics, gauges return to zero at close, every close has its counted reason. Each
 //! input runs twice: observing only (read-only buffers), and under a policy whose rules hold,
-//! refuse, split and rewrite frames, with topic renames and a tenant prefix, on buffers with Envoy's edit semantics (prefix replace only;
+//! refuse, split and rewrite frames, with topic renames, a tenant prefix and old-version
+//! translation (Kafka 4.0 minimums), on buffers with Envoy's edit semantics (prefix replace only;
 //! a paused buffer is seen again, followed by the new bytes).
 #![no_main]
 
@@ -15,6 +16,7 @@ use kafka_lens_filter::metrics::Metric;
 use kafka_lens_filter::policy::Policy;
 use kafka_lens_filter::rewrite::TopicRewrite;
 use kafka_lens_filter::testing::Side;
+use kafka_lens_filter::versions::Translation;
 use libfuzzer_sys::fuzz_target;
 
 const POLICY: &str = r#"{"max_frame_bytes": 65536, "max_in_flight": 8, "policy": {"hold_budget_bytes": 2048, "rules": [
@@ -22,7 +24,8 @@ const POLICY: &str = r#"{"max_frame_bytes": 65536, "max_in_flight": 8, "policy":
     {"name": "deny", "match": {"apis": ["DeleteTopics", "Metadata"], "client_id": {"regex": "x.*"}}, "deny": true},
     {"name": "names", "create_topics": {"name_pattern": "[a-z.]+", "partitions": {"max": 4}}},
     {"name": "fetch", "mode": "audit", "fetch": {"max_bytes": 1000}}]},
-    "topic_rewrite": {"renames": {"a": "b", "c": "a.x"}, "tenants": [{"name": "t", "prefix": "t.", "match": {"client_id": {"prefix": "t"}}}]}}"#;
+    "topic_rewrite": {"renames": {"a": "b", "c": "a.x"}, "tenants": [{"name": "t", "prefix": "t.", "match": {"client_id": {"prefix": "t"}}}]},
+    "version_translation": {"enabled": true, "broker_preset": "kafka-4.0", "broker_versions": {"Metadata": {"min": 2}}}}"#;
 
 fn check(conn: &mut Connection, mut sink: HashMap<Metric, i64>, closed: bool) {
     conn.on_close(&mut sink);
@@ -52,7 +55,8 @@ fuzz_target!(|chunks: Vec<(bool, &[u8])>| {
     let Ok(config) = Config::parse(POLICY.as_bytes()) else { return };
     let mut conn = Connection::new(Limits::from(&config))
         .with_policy(Rc::new(Policy::new(config.policy.clone())))
-        .with_topic_rewrite(Rc::new(TopicRewrite::new(&config.topic_rewrite)));
+        .with_topic_rewrite(Rc::new(TopicRewrite::new(&config.topic_rewrite)))
+        .with_translation(Rc::new(Translation::new(&config.version_translation)));
     let mut sink: HashMap<Metric, i64> = HashMap::new();
     let (mut requests, mut responses) = (Side::default(), Side::default());
     let mut closed = false;
