@@ -128,6 +128,10 @@ def induce_errors_and_bad_frames(port: int, admin) -> None:
         for f in admin.create_topics([NewTopic("prom-traffic", 2, 1)]).values():
             with pytest.raises(KafkaException):
                 f.result(30)
+    # An old client's Produce v0, translated for the broker (the translation panel).
+    from test_translation import produce_v0_body
+    answer = exchange(port, kafka_frame(0, 0, 9, b"prom-old", produce_v0_body(b"prom-traffic", b"old")))
+    assert struct.unpack_from(">h", answer, len(answer) - 10)[0] == 0  # v0: ... error code, base offset
     # Requests a policy rule refuses: Metadata from a client the rule denies everything.
     for i in range(3):
         exchange(port, kafka_frame(3, 1, i, b"prom-violator", struct.pack(">i", -1)))
@@ -156,7 +160,8 @@ def struct_frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-@pytest.mark.filter_config({"labels": {"max_client_ids": 30}, "policy": {"rules": [
+@pytest.mark.filter_config({"labels": {"max_client_ids": 30}, "version_translation": {"enabled": True, "broker_preset": "kafka-4.0"},
+                            "policy": {"rules": [
     {"name": "prom-violator-denied", "match": {"client_id": {"exact": "prom-violator"}}, "deny": True}]}})
 def test_dashboard_queries_return_data_and_every_alert_fires(envoy, tap, workdir, tmp_path):
     from confluent_kafka import Consumer, Producer
