@@ -42,10 +42,31 @@ def save(target: str, data: bytes) -> None:
     (d / hashlib.sha1(data).hexdigest()[:16]).write_bytes(data)
 
 
+# Translated APIs in the order of codec/src/legacy/translate.rs TRANSLATED_APIS (the `legacy`
+# target picks the API by index), with each one's oldest translated version.
+LEGACY_APIS = [(0, 0), (1, 0), (2, 0), (8, 0), (9, 0), (23, 0), (19, 0), (20, 0), (32, 0), (29, 0), (30, 0), (31, 0),
+               (38, 0), (39, 0), (40, 0), (41, 0), (35, 0), (34, 0)]
+
+
+def legacy_seeds() -> None:
+    """Old-protocol request bodies recorded from old clients (traces/old-*) for the `legacy` target:
+    its input is (API index, version offset, mode 0 = upgrade) then the body after the header."""
+    index = {key: (i, first) for i, (key, first) in enumerate(LEGACY_APIS)}
+    for trace in sorted(TRACES.glob("old-*/*.trace")):
+        requests = b"".join(c for d, c in chunks(trace) if d == 0)
+        for f in frames(requests):
+            key, version = struct.unpack_from(">hh", f, 0)
+            if key in index and version < {0: 3, 1: 4, 8: 2, 23: 2, 19: 2}.get(key, 1):
+                i, first = index[key]
+                save("legacy", bytes([i, version - first, 0]) + f[header_len(f, False):])
+
+
 def main() -> None:
-    if CORPUS.exists():
-        shutil.rmtree(CORPUS)
-    for trace in sorted(TRACES.rglob("*.trace")):
+    for target in ("frame_split", "connection", "request_decode", "response_decode", "scan", "legacy"):
+        if (CORPUS / target).exists():
+            shutil.rmtree(CORPUS / target)
+    legacy_seeds()
+    for trace in sorted(p for p in TRACES.rglob("*.trace") if not p.parent.name.startswith("old-")):
         parts = list(chunks(trace))
         requests = b"".join(c for d, c in parts if d == 0)
         responses = b"".join(c for d, c in parts if d == 1)
