@@ -21,6 +21,8 @@ pub mod list_offsets;
 pub mod message_set;
 pub mod offsets;
 pub mod produce;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod translate;
 pub mod wire;
 

@@ -146,45 +146,16 @@ fn partition_response<'a>(version: i16) -> impl FnMut(&'a [u8]) -> Res<'a, Parti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
+    use crate::legacy::testing::{int16, int32, int64, name, s as text, through_crate};
+    use bytes::Bytes;
     use kafka_protocol::messages::TopicName;
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use kafka_protocol::protocol::StrBytes;
     use proptest::collection::vec;
     use proptest::prelude::*;
 
     /// Crate versions the translated messages are checked at: the minimum, the first flexible one
     /// and the last that names topics.
     const CRATE_VERSIONS: [i16; 3] = [3, 9, 12];
-
-    fn int16(value: i16) -> Vec<u8> {
-        value.to_be_bytes().to_vec()
-    }
-
-    fn int32(value: i32) -> Vec<u8> {
-        value.to_be_bytes().to_vec()
-    }
-
-    fn int64(value: i64) -> Vec<u8> {
-        value.to_be_bytes().to_vec()
-    }
-
-    /// A `STRING`: int16 length, then the bytes.
-    fn text(value: &str) -> Vec<u8> {
-        [int16(i16::try_from(value.len()).unwrap()), value.as_bytes().to_vec()].concat()
-    }
-
-    fn through_crate<T: Encodable + Decodable>(value: &T, version: i16) -> T {
-        let mut buf = BytesMut::new();
-        value.encode(&mut buf, version).unwrap();
-        let mut bytes = buf.freeze();
-        let decoded = T::decode(&mut bytes, version).unwrap();
-        assert!(bytes.is_empty(), "v{version}: bytes left over");
-        decoded
-    }
-
-    fn name(text: &str) -> TopicName {
-        TopicName(StrBytes::from_string(text.to_owned()))
-    }
 
     #[test]
     fn hand_assembled_request_decodes_field_by_field_at_every_version() {

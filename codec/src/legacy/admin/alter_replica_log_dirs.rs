@@ -50,7 +50,7 @@ pub fn encode_response(version: i16, response: &AlterReplicaLogDirsResponse) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{
+    use crate::legacy::testing::{
         arbitrary_bytes, biased_bytes, cat, name, old_error, round_trip, s, str_bytes, text, through_crate, topic_name
     };
     use kafka_protocol::messages::alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};

@@ -87,7 +87,7 @@ fn creation(input: &[u8]) -> Res<'_, AclCreation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{
+    use crate::legacy::testing::{
         arbitrary_bytes, biased_bytes, cat, nullable_str_bytes, old_error, round_trip, s, str_bytes, text, through_crate
     };
     use kafka_protocol::messages::create_acls_response::AclCreationResult;

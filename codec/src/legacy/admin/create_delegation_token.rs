@@ -64,7 +64,7 @@ pub fn encode_response(version: i16, response: &CreateDelegationTokenResponse) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{arbitrary_bytes, biased_bytes, cat, old_error, round_trip, s, str_bytes, text, through_crate};
+    use crate::legacy::testing::{arbitrary_bytes, biased_bytes, cat, old_error, round_trip, s, str_bytes, text, through_crate};
     use bytes::Bytes;
     use kafka_protocol::messages::create_delegation_token_request::CreatableRenewers;
     use proptest::collection::vec;

@@ -129,7 +129,7 @@ fn topic_result(version: i16, input: &[u8]) -> Res<'_, CreatableTopicResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{
+    use crate::legacy::testing::{
         arbitrary_bytes, biased_bytes, cat, name, nullable_str_bytes, old_error, round_trip, s, str_bytes, text, through_crate, topic_name
     };
     use kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;

@@ -137,7 +137,7 @@ fn matching_acl(input: &[u8]) -> Res<'_, DeleteAclsMatchingAcl> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{
+    use crate::legacy::testing::{
         arbitrary_bytes, biased_bytes, cat, nullable_str_bytes, old_error, round_trip, s, str_bytes, text, through_crate
     };
     use proptest::collection::vec;

@@ -66,7 +66,7 @@ pub fn encode_response(version: i16, response: &DeleteTopicsResponse) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{arbitrary_bytes, biased_bytes, cat, name, old_error, round_trip, s, text, through_crate, topic_name};
+    use crate::legacy::testing::{arbitrary_bytes, biased_bytes, cat, name, old_error, round_trip, s, text, through_crate, topic_name};
     use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
     use proptest::collection::vec;
     use proptest::prelude::*;

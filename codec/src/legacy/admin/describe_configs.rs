@@ -153,7 +153,7 @@ fn source_of_v0(is_default: bool, resource_type: i8) -> i8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{
+    use crate::legacy::testing::{
         arbitrary_bytes, biased_bytes, cat, nullable_str_bytes, old_error, round_trip, s, str_bytes, text, through_crate
     };
     use kafka_protocol::messages::describe_configs_response::DescribeConfigsSynonym;

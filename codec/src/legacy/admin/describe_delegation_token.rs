@@ -53,7 +53,7 @@ pub fn encode_response(version: i16, response: &DescribeDelegationTokenResponse)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{arbitrary_bytes, biased_bytes, cat, old_error, round_trip, s, str_bytes, text, through_crate};
+    use crate::legacy::testing::{arbitrary_bytes, biased_bytes, cat, old_error, round_trip, s, str_bytes, text, through_crate};
     use bytes::Bytes;
     use kafka_protocol::messages::describe_delegation_token_request::DescribeDelegationTokenOwner;
     use kafka_protocol::messages::describe_delegation_token_response::{DescribedDelegationToken, DescribedDelegationTokenRenewer};

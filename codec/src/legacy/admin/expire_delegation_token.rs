@@ -46,7 +46,7 @@ pub fn encode_response(version: i16, response: &ExpireDelegationTokenResponse) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{arbitrary_bytes, biased_bytes, cat, old_error, round_trip};
+    use crate::legacy::testing::{arbitrary_bytes, biased_bytes, cat, old_error, round_trip};
     use bytes::Bytes;
     use proptest::collection::vec;
     use proptest::prelude::*;

@@ -113,7 +113,7 @@ fn from_group(group: &OffsetFetchResponseGroup) -> Result<Vec<OffsetFetchRespons
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{
+    use crate::legacy::testing::{
         arbitrary_bytes, biased_bytes, cat, name, nullable_str_bytes, old_error, round_trip, s, str_bytes, text, through_crate, topic_name
     };
     use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};

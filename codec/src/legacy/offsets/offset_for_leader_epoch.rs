@@ -108,7 +108,7 @@ fn response_topic(version: i16, input: &[u8]) -> Res<'_, OffsetForLeaderTopicRes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::admin::testing::{arbitrary_bytes, biased_bytes, cat, name, old_error, round_trip, s, through_crate, topic_name};
+    use crate::legacy::testing::{arbitrary_bytes, biased_bytes, cat, name, old_error, round_trip, s, through_crate, topic_name};
     use proptest::collection::vec;
     use proptest::prelude::*;
 
