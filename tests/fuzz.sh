@@ -27,7 +27,7 @@ cd "$ROOT"
 cargo +nightly fuzz build --fuzz-dir tests/fuzz -O
 out="$ROOT/.run/fuzz"
 mkdir -p "$out"
-for target in frame_split request_decode response_decode scan connection name_edit legacy; do
+for target in frame_split request_decode response_decode scan connection name_edit legacy rename; do
   work="$out/$target"
   rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
   cp tests/fuzz/corpus/"$target"/* "$work/corpus/" 2>/dev/null || true

@@ -80,8 +80,12 @@ impl Renamer {
         self.prefix.as_deref()
     }
 
-    /// Client name → broker name.
+    /// Client name → broker name. The empty name means "none" (no group, no transactional id, a
+    /// topic addressed by id) and stays empty both ways: prefixed, it would name a real group.
     pub fn to_broker(&self, kind: NameKind, name: &str) -> Mapped {
+        if name.is_empty() {
+            return Mapped::Same;
+        }
         let renamed = if kind == NameKind::Topic {
             match self.to_broker.get(name) {
                 Some(target) => Some(target.as_str()),
@@ -101,6 +105,9 @@ impl Renamer {
 
     /// Broker name → client name.
     pub fn to_client(&self, kind: NameKind, name: &str) -> Mapped {
+        if name.is_empty() {
+            return Mapped::Same;
+        }
         let (stripped, had_prefix) = match &self.prefix {
             Some(prefix) => match name.strip_prefix(prefix.as_str()) {
                 Some(rest) if !rest.is_empty() => (rest, true),
