@@ -35,7 +35,7 @@ if [ "${BENCH_MICRO:-1}" != 0 ]; then
   rm -rf "$CARGO_TARGET_DIR/criterion"
   cargo bench --quiet -p kafka-lens-bench --features criterion --bench codec -- --noplot \
     > "$ROOT/.run/bench-criterion.log" 2>&1 || { tail -n 30 "$ROOT/.run/bench-criterion.log"; exit 1; }
-  grep -E '^[a-z_]+/|time:' "$ROOT/.run/bench-criterion.log" | paste - - | sed -E 's/ +/ /g' | head -n 60
+  grep -E '^[a-z_]+/|time:' "$ROOT/.run/bench-criterion.log" | paste - - | sed -E 's/ +/ /g' | head -n 80
 fi
 
 step "end-to-end benchmark"

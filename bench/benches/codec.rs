@@ -13,8 +13,12 @@
 //! * `rewrite`: renaming a Produce request's topics under a tenant prefix, 1 KiB vs 1 MiB of
 //!   records: the in-place edit alone, and the filter's round trip (Produce and its response) on a
 //!   buffer with Envoy's edit semantics, with and without the tenant prefix.
-//!
-//! Not benchmarked because not built yet: version translation.
+//! * `translation`: old protocol version translation. Current-version traffic (Produce v9 and
+//!   Fetch v12, 1 KiB vs 1 MiB of records) through a connection with translation off and on (the
+//!   `kafka-4.0` preset); a Produce v2 of 100 × 1 KiB records in a magic-1 message set (none and
+//!   gzip) upgraded to v3, and a Fetch v4 response with a 1 MiB batch downgraded to v2 (magic 1):
+//!   the record conversion alone, the codec path, and the filter's round trip. Its own short
+//!   settings (10 samples, 2 s each): about 50 s. Results: `bench/results/translation/`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::unreachable)]
 
@@ -37,6 +41,16 @@ use kafka_lens_filter::metrics::{Metric, MetricSink};
 use kafka_lens_filter::rewrite::TopicRewrite;
 use kafka_lens_codec::frame::ChunkSource;
 use kafka_lens_filter::flow::StreamBuffer;
+use std::collections::HashMap;
+use std::rc::Rc;
+use kafka_lens_codec::kafka_protocol::messages::{RequestHeader, ResponseKind};
+use kafka_lens_codec::kafka_protocol::protocol::StrBytes;
+use kafka_lens_codec::legacy::{self, translate};
+use kafka_lens_codec::legacy::message_set::{self, LegacyMessage, PartialTail};
+use kafka_lens_codec::records::Compression;
+use kafka_lens_filter::connection::Verdict;
+use kafka_lens_filter::versions::Translation;
+use kafka_lens_bench::wire;
 
 /// 1 KiB and 1 MiB of records in one batch (1 and 1024 records of 1 KiB).
 const SMALL: Shape = Shape { record_bytes: 1024, records: 1 };
@@ -200,13 +214,16 @@ struct ChainBuf<'a> {
 }
 
 impl ChunkSource for ChainBuf<'_> {
+    /// Copies slices, as Envoy's `get_buffer` does (a byte-at-a-time loop would add milliseconds
+    /// of harness to the groups that read whole 1 MiB frames back).
     fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
-        for at in start..start + len {
-            let byte = if at < self.front.len() { self.front.get(at) } else { self.rest.get(at - self.front.len()) };
-            match byte {
-                Some(b) => out.push(*b),
-                None => return false,
-            }
+        let front = self.front.len();
+        let Some(end) = start.checked_add(len).filter(|end| *end <= front + self.rest.len()) else { return false };
+        if start < front {
+            out.extend_from_slice(&self.front[start..end.min(front)]);
+        }
+        if end > front {
+            out.extend_from_slice(&self.rest[start.max(front) - front..end - front]);
         }
         true
     }
@@ -274,11 +291,209 @@ fn rewrite(c: &mut Criterion) {
     g.finish();
 }
 
+/// A connection's configuration: its limits and its broker version table (shared by every
+/// connection of a VM, as the root context shares it).
+struct Configured {
+    limits: Limits,
+    translation: Rc<Translation>,
+}
+
+impl Configured {
+    fn parse(json: &str) -> Self {
+        let config = Config::parse(json.as_bytes()).unwrap();
+        Configured { limits: Limits::from(&config), translation: Rc::new(Translation::new(&config.version_translation)) }
+    }
+
+    fn connection(&self) -> Connection {
+        Connection::new(self.limits).with_translation(Rc::clone(&self.translation))
+    }
+}
+
+/// A request and its response, each whole in one callback on Envoy-like buffers, through a new
+/// connection: the verdicts and the buffers as they were left (what went on to the other side).
+fn exchange<'a>(setup: &Configured, request: &'a [u8], response: &'a [u8], sink: &mut dyn MetricSink) -> [(Verdict, ChainBuf<'a>); 2] {
+    let mut conn = setup.connection();
+    let mut up = ChainBuf { front: Vec::new(), rest: request };
+    let sent = conn.on_request_data(&mut up, request.len(), sink);
+    let mut down = ChainBuf { front: Vec::new(), rest: response };
+    let answered = conn.on_response_data(&mut down, response.len(), sink);
+    [(sent, up), (answered, down)]
+}
+
+/// What an [`exchange`] forwarded each way, checked to be forwarded (`Continue`), not paused or closed.
+fn forwarded(setup: &Configured, request: &[u8], response: &[u8]) -> (Vec<u8>, Vec<u8>, HashMap<Metric, i64>) {
+    let mut sink = HashMap::new();
+    let [(sent, up), (answered, down)] = exchange(setup, request, response, &mut sink);
+    assert_eq!((sent, answered), (Verdict::Continue, Verdict::Continue), "{sink:?}");
+    let join = |b: &ChainBuf<'_>| [b.front.as_slice(), b.rest].concat();
+    (join(&up), join(&down), sink)
+}
+
+fn translated(sink: &HashMap<Metric, i64>, api: &'static str, version: &'static str) -> bool {
+    sink.get(&Metric::TranslatedRequests { api, version }) == Some(&1) && sink.get(&Metric::TranslatedResponses { api }) == Some(&1)
+}
+
+/// A whole old-version request frame: size prefix, request header v1 (correlation id 7), `body`.
+fn old_request_frame(key: ApiKey, version: i16, body: &[u8]) -> Vec<u8> {
+    let client_id = b"bench-client";
+    let mut frame = Vec::with_capacity(body.len() + 32);
+    frame.extend_from_slice(&((10 + client_id.len() + body.len()) as u32).to_be_bytes());
+    frame.extend_from_slice(&(key as i16).to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&7i32.to_be_bytes());
+    frame.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    frame.extend_from_slice(client_id);
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// A current-version request frame (correlation id 7) with its size prefix.
+fn request_frame(key: ApiKey, version: i16, body: &RequestKind) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("bench-client")));
+    body::encode_request(&header, body).unwrap().to_vec()
+}
+
+/// `count` magic-1 messages of `bytes`-byte values: pseudo-random hex digits, so gzip has real
+/// work to do (about 2:1; the repeating pattern of `wire::record_batch` compresses ~100:1).
+fn legacy_messages(count: usize, bytes: usize) -> Vec<LegacyMessage> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..count)
+        .map(|i| {
+            let value: Vec<u8> = (0..bytes)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    b"0123456789abcdef"[(state >> 60) as usize]
+                })
+                .collect();
+            let offset = i as i64;
+            LegacyMessage { offset, timestamp: Some(1_700_000_000_000 + offset), log_append_time: false, key: None, value: Some(value.into()) }
+        })
+        .collect()
+}
+
+/// Translation off vs on (`kafka-4.0` preset) for current-version traffic, and the cost of what
+/// it translates: a Produce v2 (magic-1 message set) upgraded to v3, a Fetch v4 response with a
+/// 1 MiB batch downgraded to Fetch v2 (magic 1). Short: about 40 s on a 2-core machine.
+fn translation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("translation");
+    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let off = Configured::parse("{}");
+    let on = Configured::parse(r#"{"version_translation": {"enabled": true, "broker_preset": "kafka-4.0"}}"#);
+
+    // 1. Clients on supported versions: Produce v9 and Fetch v12 as the `inspect` group builds them.
+    let fetch_request = with_prefix(&fixtures::fetch_request().unwrap().frame);
+    for (label, shape) in [("1KiB", SMALL), ("1MiB", LARGE)] {
+        let produce = fixtures::produce(shape).unwrap();
+        let produce_whole = with_prefix(&produce.frame);
+        let decoded = body::decode_request(&produce.frame).unwrap();
+        let RequestKind::Produce(p) = &decoded.body else { unreachable!() };
+        let produce_response = wire::response_frame(ApiKey::Produce, produce.version, 7, &wire::produce_response_for(p)).unwrap();
+        let fetch = with_prefix(&fixtures::fetch_response(shape).unwrap().frame);
+        for (name, request, response) in [("Produce v9", &produce_whole, &produce_response), ("Fetch v12", &fetch_request, &fetch)] {
+            // Passed through untouched, with the same metrics, either way.
+            let (a, b) = (forwarded(&off, request, response), forwarded(&on, request, response));
+            assert!(a.0 == *request && a.1 == *response && b.0 == *request && b.1 == *response && a.2 == b.2, "{name} {label}");
+            g.throughput(Throughput::Bytes((request.len() + response.len()) as u64));
+            for (setting, setup) in [("translation off", &off), ("translation on (kafka-4.0)", &on)] {
+                g.bench_function(BenchmarkId::new(format!("{name}+response, {setting}"), label), |b| {
+                    b.iter(|| black_box(exchange(setup, black_box(request), response, &mut NullSink)))
+                });
+            }
+        }
+    }
+
+    // 2a. Produce v2: 100 records of 1 KiB in a magic-1 message set, to a Kafka 4.0 broker (v3).
+    let messages = legacy_messages(100, 1024);
+    let payload = Throughput::Bytes(100 * 1024);
+    for (label, codec) in [("none", Compression::None), ("gzip", Compression::Gzip)] {
+        let set = message_set::encode_message_set(&messages, 1, codec).unwrap();
+        let RequestKind::Produce(old) = wire::produce_request("orders-0", 0, set.clone(), 1) else { unreachable!() };
+        let frame = old_request_frame(ApiKey::Produce, 2, &legacy::produce::encode_request(2, &old).unwrap());
+        let body_bytes = Bytes::copy_from_slice(&frame[4..]);
+        let upgrade = || {
+            let (header, header_len) = translate::request_header(&body_bytes).unwrap();
+            let kind = translate::upgrade(ApiKey::Produce, 2, &body_bytes[header_len..]).unwrap();
+            body::encode_request(&header.with_request_api_version(3), &kind).unwrap()
+        };
+        let upgraded = body::decode_request(&upgrade().slice(4..)).unwrap();
+        let RequestKind::Produce(p) = &upgraded.body else { unreachable!() };
+        let response = wire::response_frame(ApiKey::Produce, 3, 7, &wire::produce_response_for(p)).unwrap();
+        // The filter sends the broker what the codec builds, and answers the client in v2.
+        let (to_broker, to_client, sink) = forwarded(&on, &frame, &response);
+        assert!(translated(&sink, "Produce", "2"), "{sink:?}");
+        assert_eq!(to_broker, upgrade().to_vec());
+        let batch = p.topic_data[0].partition_data[0].records.clone().unwrap();
+        assert_eq!(message_set::read_record_batches(&batch).unwrap()[0].records.len(), 100);
+        assert_eq!(legacy::produce::decode_response(2, &to_client[8..]).unwrap().responses.len(), 1);
+
+        g.throughput(payload.clone());
+        g.bench_function(BenchmarkId::new("Produce v2 100x1KiB: message_set_to_batch", label), |b| {
+            b.iter(|| message_set::message_set_to_batch(black_box(&set)).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("Produce v2 100x1KiB: codec upgrade+encode v3", label), |b| b.iter(&upgrade));
+        g.bench_function(BenchmarkId::new("Produce v2 100x1KiB: filter Produce+response, translated", label), |b| {
+            b.iter(|| black_box(exchange(&on, black_box(&frame), &response, &mut NullSink)))
+        });
+        if codec == Compression::None {
+            // The same records from a current client (Produce v9, one batch): what translation adds.
+            let current = request_frame(ApiKey::Produce, 9, &wire::produce_request("orders-0", 0, batch, 1));
+            let response = wire::response_frame(ApiKey::Produce, 9, 7, &wire::produce_response_for(p)).unwrap();
+            let (to_broker, _, sink) = forwarded(&on, &current, &response);
+            assert!(to_broker == current && !translated(&sink, "Produce", "9"));
+            g.bench_function(BenchmarkId::new("Produce v9 100x1KiB: filter Produce+response, current client", label), |b| {
+                b.iter(|| black_box(exchange(&on, black_box(&current), &response, &mut NullSink)))
+            });
+        }
+    }
+
+    // 2b. Fetch v2 (magic 1) from a Kafka 4.0 broker, answered at v4 with one 1 MiB record batch.
+    let batch = wire::record_batch(LARGE).unwrap();
+    let RequestKind::Fetch(fetch) = wire::fetch_request("orders-0", 0, 0, 1 << 20) else { unreachable!() };
+    let request = old_request_frame(ApiKey::Fetch, 2, &legacy::fetch::encode_request(2, &fetch).unwrap());
+    let mut answer = wire::fetch_response_for(&fetch, &batch);
+    if let ResponseKind::Fetch(r) = &mut answer {
+        // v4 has no log start offset (v5+): the crate refuses a non-default value.
+        r.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()).for_each(|p| p.log_start_offset = -1);
+    }
+    let response = wire::response_frame(ApiKey::Fetch, 4, 7, &answer).unwrap();
+    let response_body = Bytes::copy_from_slice(&response[4..]);
+    let downgrade = || {
+        let decoded = body::decode_response(&response_body, ApiKey::Fetch, 4).unwrap();
+        translate::downgrade(2, &decoded.body).unwrap()
+    };
+    let down = downgrade();
+    assert_eq!((down.records.records, down.unsupported_compression), (1024, 0));
+    let (to_broker, to_client, sink) = forwarded(&on, &request, &response);
+    assert!(translated(&sink, "Fetch", "2"), "{sink:?}");
+    assert_eq!(body::decode_request(&Bytes::copy_from_slice(&to_broker[4..])).unwrap().header.request_api_version, 4);
+    assert_eq!(to_client[8..], down.body[..]);
+    let old = legacy::fetch::decode_response(2, &to_client[8..]).unwrap();
+    let set = old.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(message_set::read_message_set(&set, PartialTail::Reject).unwrap().len(), 1024);
+
+    g.throughput(Throughput::Bytes(LARGE.payload_bytes() as u64));
+    g.bench_function(BenchmarkId::new("Fetch v4 to v2 1MiB: batches_to_message_set", "magic 1"), |b| {
+        b.iter(|| message_set::batches_to_message_set(black_box(&batch), 1).unwrap())
+    });
+    g.bench_function(BenchmarkId::new("Fetch v4 to v2 1MiB: codec decode v4+downgrade", "magic 1"), |b| b.iter(&downgrade));
+    g.bench_function(BenchmarkId::new("Fetch v2 1MiB: filter Fetch+response, translated", "magic 1"), |b| {
+        b.iter(|| black_box(exchange(&on, black_box(&request), &response, &mut NullSink)))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
-    // Short by default: bench/run.sh runs the whole suite in about two minutes on a small machine.
+    // Short by default: bench/run.sh runs the whole suite in about three minutes on a small machine
+    // (`translation` sets its own, shorter, sample count).
     // Override from the command line (`-- --measurement-time 5`).
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_millis(1500)).sample_size(30);
-    targets = frame_split, header_decode, decode_encode, record_batch, inspect, rewrite
+    targets = frame_split, header_decode, decode_encode, record_batch, inspect, rewrite, translation
 }
 criterion_main!(benches);
