@@ -101,7 +101,7 @@ impl Connection {
                 api::name(key),
                 self.limits.max_inspect
             );
-            self.translation_failed(key, client_version, "too_large", sink);
+            self.translation_failed(key, "too_large", sink);
             return Disposition::Skip;
         }
         let version = Self::planned_version(key, client_version, plan);
@@ -154,7 +154,7 @@ impl Connection {
             Ok(decoded) => decoded,
             Err(e) => {
                 log::warn!("closing connection: a {} v{client_version} request could not be translated: {e}", api::name(key));
-                self.translation_failed(key, client_version, "malformed", sink);
+                self.translation_failed(key, "malformed", sink);
                 return;
             }
         };
@@ -163,7 +163,7 @@ impl Connection {
                 Ok(encoded) => Some(encoded),
                 Err(e) => {
                     log::warn!("closing connection: a {} v{client_version} request translated to v{version} did not encode: {e}", api::name(key));
-                    self.translation_failed(key, client_version, "encode", sink);
+                    self.translation_failed(key, "encode", sink);
                     return;
                 }
             },
@@ -238,19 +238,12 @@ impl Connection {
                 let message = format!("{api} v{} is not supported by the broker", translation.client_version);
                 self.refuse_whole(p, UNSUPPORTED_VERSION, Some(&message), sink)
             }
-            _ => self.translation_failed(p.key, translation.client_version, "malformed", sink),
+            _ => self.translation_failed(p.key, "malformed", sink),
         }
     }
 
     /// A request or response that cannot be translated: the connection closes.
-    pub(super) fn translation_failed(
-        &mut self,
-        key: ApiKey,
-        client_version: i16,
-        reason: &'static str,
-        sink: &mut dyn MetricSink,
-    ) -> Fate {
-        let _ = client_version;
+    pub(super) fn translation_failed(&mut self, key: ApiKey, reason: &'static str, sink: &mut dyn MetricSink) -> Fate {
         sink.add(Metric::TranslationFailures { api: api::name(key), reason }, 1);
         sink.add(Metric::ConnectionsClosedByFilter { reason: "translation_failed" }, 1);
         self.close_reason = Some("translation_failed");
@@ -275,7 +268,7 @@ impl Connection {
                 api::name(key),
                 u64::from(start.body_len) + 4
             );
-            self.translation_failed(key, client_version, "too_large", sink);
+            self.translation_failed(key, "too_large", sink);
             return None;
         }
         let mut tracked = Tracked::new(start.offset, start.body_len, AnswerFrame::Downgrade { key, version, client_version, renamer });
@@ -306,7 +299,7 @@ impl Connection {
             Ok(response) => response,
             Err(e) => {
                 log::warn!("closing connection: the broker's {} v{version} response did not decode for translation: {e}", api::name(key));
-                return self.translation_failed(key, client_version, "undecodable_response", sink);
+                return self.translation_failed(key, "undecodable_response", sink);
             }
         };
         if let Some(renamer) = renamer {
@@ -335,7 +328,7 @@ impl Connection {
             }
             Err(e) => {
                 log::warn!("closing connection: a {} v{version} response could not be translated to v{client_version}: {e}", api::name(key));
-                self.translation_failed(key, client_version, "response", sink)
+                self.translation_failed(key, "response", sink)
             }
         }
     }
