@@ -150,7 +150,7 @@ impl Translation {
         }
         let crate_range = api::versions(key);
         let target = min.max(crate_range.min);
-        if target > crate_range.max || max.is_some_and(|max| target > max) {
+        if target > crate_range.max.min(translate::highest_target(key)) || max.is_some_and(|max| target > max) {
             return Plan::Unsupported;
         }
         Plan::Upgrade { target }
@@ -266,6 +266,10 @@ mod tests {
         // A broker too old for the crate's minimum cannot take the translation.
         t.learn(&response(&[(ApiKey::Produce, 1, 2)]));
         assert_eq!(t.plan(ApiKey::Produce, 0), Plan::Unsupported);
+        // Nor one that only takes topic ids (Fetch v13+): the old layout has no room for them.
+        t.learn(&response(&[(ApiKey::Fetch, 13, 17), (ApiKey::OffsetCommit, 10, 10)]));
+        assert_eq!(t.plan(ApiKey::Fetch, 3), Plan::Unsupported);
+        assert_eq!(t.plan(ApiKey::OffsetCommit, 1), Plan::Unsupported);
     }
 
     #[test]

@@ -45,6 +45,17 @@ pub fn is_old(key: ApiKey, version: i16) -> bool {
     old_versions(key).is_some_and(|range| range.contains(&version))
 }
 
+/// The highest version a translated request of `key` may go to the broker at: from Produce v13,
+/// Fetch v13 and OffsetCommit/OffsetFetch v10 on, topics are named by id only, which the old
+/// layouts have no room for (the answer could not be translated back).
+pub fn highest_target(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::Produce | ApiKey::Fetch => 12,
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch => 9,
+        _ => i16::MAX,
+    }
+}
+
 /// Every API with old versions, for advertising them in ApiVersions.
 pub const TRANSLATED_APIS: [ApiKey; 18] = [
     ApiKey::Produce,
