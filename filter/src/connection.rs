@@ -570,14 +570,14 @@ impl Connection {
         if plan.is_some() {
             Self::old_request_header(&mut info, &start.prefix);
         }
-        let (api_name, key) = match info.support {
-            _ if plan.is_some() => plan.map_or(("unknown", None), |(key, _)| (api::name(key), Some(key))),
-            ApiSupport::Known(key) => (api::name(key), Some(key)),
-            ApiSupport::UnknownVersion(key) => {
+        let (api_name, key) = match (plan, info.support) {
+            // A version the filter translates is as known as any other.
+            (Some((key, _)), _) | (None, ApiSupport::Known(key)) => (api::name(key), Some(key)),
+            (None, ApiSupport::UnknownVersion(key)) => {
                 sink.add(Metric::UnknownVersionRequests { api: api::name(key) }, 1);
                 (api::name(key), None)
             }
-            ApiSupport::UnknownApi => ("unknown", None),
+            (None, ApiSupport::UnknownApi) => ("unknown", None),
         };
         if key.is_none() && self.refuses_unknown(&info, sink) {
             return Disposition::Skip;

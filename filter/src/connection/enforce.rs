@@ -313,9 +313,16 @@ impl Connection {
         settled_verdict(settled, Direction::Request, sink)
     }
 
-    /// Whether the filter edits responses: it answers for a policy or rewrites addresses.
+    /// Whether the filter checks or rewrites what it forwards (policy, addresses, names): then
+    /// clients are offered only versions the codec decodes.
+    fn checks_or_rewrites(&self) -> bool {
+        !self.policy.is_empty() || !self.addresses.is_empty() || !self.rewrite.is_empty()
+    }
+
+    /// Whether the filter edits responses: it answers for a policy, rewrites addresses or names, or
+    /// translates old versions.
     fn edits_responses(&self) -> bool {
-        !self.policy.is_empty() || !self.addresses.is_empty() || !self.rewrite.is_empty() || self.translation.is_enabled()
+        self.checks_or_rewrites() || self.translation.is_enabled()
     }
 
     /// Highest versions to advertise per API: topic names for topic rules, no `NodeEndpoints`
@@ -359,8 +366,7 @@ impl Connection {
                         self.downgrade_response(frame, buffer, *key, *version, *client_version, renamer.as_deref(), sink)
                     }
                     AnswerFrame::Versions { version, body: Some(body) } => {
-                        let narrow = !self.policy.is_empty() || !self.addresses.is_empty() || !self.rewrite.is_empty();
-                        versions_response(body, *version, narrow, &caps, &self.translation, sink)
+                        versions_response(body, *version, self.checks_or_rewrites(), &caps, &self.translation, sink)
                     }
                     _ => decide_response(&frame.payload, sink),
                 };
