@@ -12,6 +12,7 @@
 //! Produce v13+ and Fetch v13+ address topics by id, so they carry no name to rename.
 
 use crate::topic_names::NameKind;
+use kafka_protocol::messages::ApiKey;
 
 /// Replace the frame's first `consumed` bytes, counted from the start of its 4-byte size prefix,
 /// with `data` (new size prefix included): the only kind of edit Envoy allows on a buffer without
@@ -46,6 +47,12 @@ impl std::fmt::Display for EditError {
 
 /// Produce and Fetch name topics up to this version; from v13 they address them by id.
 pub const MAX_NAMED_VERSION: i16 = 12;
+
+/// The last version of each API whose later versions address topics by id only: Produce and Fetch
+/// (KIP-516) and OffsetCommit/OffsetFetch (KIP-848, v10). A request sent at most at these versions
+/// names every topic, so names can be checked, renamed and translated back.
+pub const LAST_VERSIONS_NAMING_TOPICS: [(ApiKey, i16); 4] =
+    [(ApiKey::Produce, MAX_NAMED_VERSION), (ApiKey::Fetch, MAX_NAMED_VERSION), (ApiKey::OffsetCommit, 9), (ApiKey::OffsetFetch, 9)];
 
 /// Decides, for a name of the given kind, its new value (`None`: keep it).
 pub type RenameFn<'a> = &'a mut dyn FnMut(NameKind, &str) -> Option<String>;

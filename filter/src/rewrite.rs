@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use kafka_lens_codec::kafka_protocol::messages::ApiKey;
+use kafka_lens_codec::name_edit::LAST_VERSIONS_NAMING_TOPICS;
 use kafka_lens_codec::rename::Renamer;
 use serde::Deserialize;
 
@@ -163,26 +164,21 @@ impl TopicRewrite {
         if !self.has_tenants() {
             return Vec::new();
         }
-        TENANT_VERSION_CAPS.to_vec()
+        tenant_version_caps().collect()
     }
 
     /// Whether a request at this version may pass under a tenant (see [`TopicRewrite::version_caps`]).
     pub fn allows(&self, renamer: &Renamer, key: ApiKey, version: i16) -> bool {
-        renamer.prefix().is_none() || TENANT_VERSION_CAPS.iter().all(|(k, cap)| *k != key || version <= *cap)
+        renamer.prefix().is_none() || tenant_version_caps().all(|(k, cap)| k != key || version <= cap)
     }
 }
 
-/// See [`TopicRewrite::version_caps`].
-const TENANT_VERSION_CAPS: [(ApiKey, i16); 7] = [
-    (ApiKey::Produce, 12),
-    (ApiKey::Fetch, 12),
-    (ApiKey::DeleteTopics, 5),
-    // KIP-848: v10 commits and fetches offsets by topic id.
-    (ApiKey::OffsetCommit, 9),
-    (ApiKey::OffsetFetch, 9),
-    (ApiKey::ShareFetch, -1),
-    (ApiKey::ShareAcknowledge, -1),
-];
+/// See [`TopicRewrite::version_caps`]: the versions that name every topic, and DeleteTopics before
+/// v6 (which may address topics by id), no share-group fetches (by id only).
+fn tenant_version_caps() -> impl Iterator<Item = (ApiKey, i16)> {
+    const TENANT_ONLY: [(ApiKey, i16); 3] = [(ApiKey::DeleteTopics, 5), (ApiKey::ShareFetch, -1), (ApiKey::ShareAcknowledge, -1)];
+    LAST_VERSIONS_NAMING_TOPICS.into_iter().chain(TENANT_ONLY)
+}
 
 #[cfg(test)]
 mod tests {

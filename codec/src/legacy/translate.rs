@@ -8,12 +8,12 @@
 
 use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
-use nom::number::complete::{be_i16, be_i32};
-use nom::Parser;
+use kafka_protocol::protocol::Decodable;
 use std::ops::RangeInclusive;
 
 use super::message_set::DownConversion;
-use super::{admin, fetch, list_offsets, offsets, produce, wire, LegacyError};
+use crate::name_edit::LAST_VERSIONS_NAMING_TOPICS;
+use super::{admin, fetch, list_offsets, offsets, produce, LegacyError};
 
 /// The old versions of `key` this module translates, if any.
 pub fn old_versions(key: ApiKey) -> Option<RangeInclusive<i16>> {
@@ -45,15 +45,11 @@ pub fn is_old(key: ApiKey, version: i16) -> bool {
     old_versions(key).is_some_and(|range| range.contains(&version))
 }
 
-/// The highest version a translated request of `key` may go to the broker at: from Produce v13,
-/// Fetch v13 and OffsetCommit/OffsetFetch v10 on, topics are named by id only, which the old
-/// layouts have no room for (the answer could not be translated back).
+/// The highest version a translated request of `key` may go to the broker at: past
+/// [`LAST_VERSIONS_NAMING_TOPICS`] topics are named by id only, which the old layouts have no room
+/// for (the answer could not be translated back).
 pub fn highest_target(key: ApiKey) -> i16 {
-    match key {
-        ApiKey::Produce | ApiKey::Fetch => 12,
-        ApiKey::OffsetCommit | ApiKey::OffsetFetch => 9,
-        _ => i16::MAX,
-    }
+    LAST_VERSIONS_NAMING_TOPICS.iter().find(|(k, _)| *k == key).map_or(i16::MAX, |(_, last)| *last)
 }
 
 /// Every API with old versions, for advertising them in ApiVersions.
@@ -152,17 +148,11 @@ pub fn downgrade(version: i16, response: &ResponseKind) -> Result<Downgraded, Le
 }
 
 /// Reads the request header (v1: api key, version, correlation id, nullable client id) of an
-/// old-version frame body; returns it and its length.
+/// old-version frame body with the crate's header type (the header version does not depend on the
+/// API version the codec knows); returns it and its length.
 pub fn request_header(body: &[u8]) -> Result<(RequestHeader, usize), LegacyError> {
-    let parsed: wire::Res<'_, _> = (be_i16, be_i16, be_i32, wire::nullable_string).parse(body);
-    let Ok((rest, (api_key, api_version, correlation_id, client_id))) = parsed else {
-        return Err(LegacyError::Malformed("request header"));
-    };
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key)
-        .with_request_api_version(api_version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(client_id);
+    let mut rest = body;
+    let header = RequestHeader::decode(&mut rest, 1).map_err(|_| LegacyError::Malformed("request header"))?;
     Ok((header, body.len().saturating_sub(rest.len())))
 }
 

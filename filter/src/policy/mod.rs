@@ -10,6 +10,7 @@ pub mod config;
 pub mod log;
 
 use kafka_lens_codec::kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_lens_codec::name_edit;
 use kafka_lens_codec::records::Compression;
 use kafka_lens_codec::refusal;
 use kafka_lens_codec::scan::ProduceSummary;
@@ -261,7 +262,7 @@ impl Policy {
     /// keep naming them and rules apply even where this proxy never saw the Metadata response that
     /// maps ids to names (a broker-side sidecar sees only its broker's traffic).
     pub fn topic_name_version_caps(&self) -> Vec<(ApiKey, i16)> {
-        [(ApiKey::Produce, 12), (ApiKey::Fetch, 12)]
+        [(ApiKey::Produce, name_edit::MAX_NAMED_VERSION), (ApiKey::Fetch, name_edit::MAX_NAMED_VERSION)]
             .into_iter()
             .filter(|(key, _)| self.config.rules.iter().any(|rule| rule.matches.topics.is_some() && concerns(rule, *key)))
             .collect()
