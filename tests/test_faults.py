@@ -101,22 +101,32 @@ def test_connection_resets_during_produce_and_consume(envoy, tap):
     heap_after = m.get("kafka_lens_vm_heap_bytes")
     # The first faults create series no warm-up can (errors, unanswered requests) and may grow a
     # VM's metric table by a resize; a leak grows with every cut connection. So: a bound on the
-    # first round, and a second round of resets that must leave the heap where the first did.
+    # first round, then further rounds of resets, one of which must leave the heap where it was.
     assert heap_after - heap_before < 48 * 1024, f"VM heap {heap_before} -> {heap_after} bytes after the cut connections"
-    cut_before = tap.resets
-    producer = Producer(producer_config)
-    for i in range(4):
-        for r in sent[i * 500:(i + 1) * 500]:
-            producer.produce("faults-reset", value=r.value, key=r.key, partition=r.partition, headers=list(r.headers))
-            producer.poll(0)
-        producer.flush(30)
-        tap.reset_all()
-    assert producer.flush(90) == 0
-    del producer
-    gc.collect()
-    assert tap.resets > cut_before, "the second round cut no connection"
-    heap_again = envoy.settled_metrics(tick=True).get("kafka_lens_vm_heap_bytes")
-    assert heap_again - heap_after < 8 * 1024, f"VM heap {heap_after} -> {heap_again} bytes after a second round of cuts"
+    # A leak grows the heap by the same amount every round; series and table resizes stop
+    # growing it once every worker VM has seen them (connections land on either worker, so one
+    # round may be the first time a VM sees a cut connection). Up to three rounds: one must leave
+    # the heap (nearly) where the round before did.
+    growth = []
+    for _ in range(3):
+        cut_before = tap.resets
+        producer = Producer(producer_config)
+        for i in range(4):
+            for r in sent[i * 500:(i + 1) * 500]:
+                producer.produce("faults-reset", value=r.value, key=r.key, partition=r.partition, headers=list(r.headers))
+                producer.poll(0)
+            producer.flush(30)
+            tap.reset_all()
+        assert producer.flush(90) == 0
+        del producer
+        gc.collect()
+        assert tap.resets > cut_before, "the round cut no connection"
+        heap_again = envoy.settled_metrics(tick=True).get("kafka_lens_vm_heap_bytes")
+        growth.append(heap_again - heap_after)
+        heap_after = heap_again
+        if growth[-1] < 8 * 1024:
+            break
+    assert growth[-1] < 8 * 1024, f"VM heap grew by {growth} bytes in rounds of cuts: a leak"
 
 
 def test_broker_restart(envoy, tap, broker):
