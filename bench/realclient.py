@@ -97,6 +97,9 @@ def main() -> int:
     ap.add_argument("--envoy-pid", type=int)
     ap.add_argument("--envoy-admin-port", type=int)
     ap.add_argument("--broker-pid", type=int)
+    ap.add_argument("--broker-version-fallback", help="an old client: librdkafka without ApiVersions, on the protocol "
+                    "versions of this broker release (0.10.0: Produce v2 with magic-1 message sets); only a proxy "
+                    "with version translation can carry it to a Kafka 4.0-era broker")
     args = ap.parse_args()
     if not args.bootstrap.startswith("127.0.0.1:"):
         raise SystemExit("the benchmarks only send traffic to 127.0.0.1")
@@ -104,8 +107,11 @@ def main() -> int:
     # librdkafka's defaults (acks=all, linger.ms=5, batch.size 1 MB, no compression), as a user
     # who changes nothing runs it; only the client id is ours.
     stats = Stats()
-    producer = Producer({"bootstrap.servers": args.bootstrap, "client.id": "kafka-lens-bench-rdkafka",
-                         "statistics.interval.ms": 200, "stats_cb": stats.callback})
+    config = {"bootstrap.servers": args.bootstrap, "client.id": "kafka-lens-bench-rdkafka",
+              "statistics.interval.ms": 200, "stats_cb": stats.callback}
+    if args.broker_version_fallback:
+        config.update({"api.version.request": False, "broker.version.fallback": args.broker_version_fallback})
+    producer = Producer(config)
     value = bytes(i % 251 for i in range(args.size))
     errors: list[str] = []
     produce(producer, args.topic, args.warmup_messages, value, None, errors)
@@ -132,6 +138,7 @@ def main() -> int:
     envoy_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     print(json.dumps({
         "client": "confluent-kafka (librdkafka)",
+        "broker_version_fallback": args.broker_version_fallback,
         "messages": args.messages,
         "record_bytes": args.size,
         "seconds": seconds,

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of kafka-lens: the same load, in the same run, on the same machine,
-through each variant (direct, Envoy tcp_proxy, pass-through Wasm floor filter, kafka-lens), and
+through each variant (direct, Envoy tcp_proxy, pass-through Wasm floor filter, kafka-lens as
+shipped, with policy + topic rewrite, with version translation), and
 against two upstreams (a canned responder that answers at once, and the tansu broker).
 
 Phases (each optional):
   grid      loadgen: Produce and Fetch x record shapes x connection counts, closed loop
   moderate  loadgen at a fixed moderate request rate: the latency a proxy adds
   memory    idle Kafka connections held open: Envoy and Wasm memory per connection
-  real      librdkafka (confluent-kafka) producing 1 KiB records through Envoy to tansu
+  real      librdkafka (confluent-kafka) producing 1 KiB records through Envoy to tansu (and,
+            through the translation variant, an old librdkafka on Produce v1)
 
 Every case runs `--reps` times; within a repetition the variants run back to back in rotating
 order, so slow drift of a noisy machine spreads over all variants. bench/report.py turns the raw
@@ -40,6 +42,11 @@ PRODUCE_TOPIC = "bench-produce"
 REAL_TOPIC = "bench-real"
 # What envoy-configs/bench-rewrite.yaml renames those two to on the broker.
 RENAMED_TOPICS = [f"{PRODUCE_TOPIC}.renamed", f"{REAL_TOPIC}.renamed"]
+# The variant whose real-client phase also runs an old client, and the broker release that client
+# speaks: librdkafka's 0.9.0 fallback sends Produce v1 with magic-0 message sets and never asks
+# ApiVersions (a fallback of 0.10 or later makes librdkafka ask anyway).
+TRANSLATION_VARIANT = "kafka_lens_translation"
+LEGACY_FALLBACK = "0.9.0"
 
 
 def fetch_topic(shape: str) -> str:
@@ -54,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--floor-wasm", type=Path, default=ROOT / ".run" / "bench-floor.wasm")
     ap.add_argument("--criterion-dir", type=Path, default=TARGET / "criterion", help="criterion estimates to include")
     ap.add_argument("--phases", default="grid,moderate,memory,real")
-    ap.add_argument("--variants", default="direct,tcp_proxy,floor,kafka_lens")
+    ap.add_argument("--variants", default="direct,tcp_proxy,floor,kafka_lens,kafka_lens_full,kafka_lens_translation",
+                    help="also kafka_lens_policy, kafka_lens_rewrite (bench/procs.py lists them)")
     ap.add_argument("--targets", default="responder,broker")
     ap.add_argument("--workloads", default="produce,fetch")
     ap.add_argument("--shapes", default=",".join(SHAPES))
@@ -251,6 +259,9 @@ class Bench:
             for rep in range(self.args.real_reps):
                 for variant in self.rotated(rep):
                     self.real_once(variant, rep, broker, direct_broker)
+                    if variant == TRANSLATION_VARIANT:
+                        # The same Envoy's reason to exist: a client on removed versions.
+                        self.real_once(variant, rep, broker, direct_broker, fallback=LEGACY_FALLBACK)
                     for b in (broker, direct_broker):
                         if b is not None:
                             b.maybe_restart()
@@ -258,9 +269,14 @@ class Bench:
             if direct_broker is not None:
                 direct_broker.stop()
 
-    def real_once(self, variant: str, rep: int, broker: procs.Tansu, direct_broker: procs.Tansu | None) -> None:
+    def real_once(self, variant: str, rep: int, broker: procs.Tansu, direct_broker: procs.Tansu | None,
+                  fallback: str | None = None) -> None:
+        """One real-client run through `variant`; with `fallback`, an old librdkafka (no
+        ApiVersions, the protocol of that broker release), recorded as `<variant>_legacy`."""
         envoy = None
         cmd = [sys.executable, str(BENCH / "realclient.py"), "--topic", REAL_TOPIC, "--messages", str(self.args.real_messages)]
+        if fallback:
+            cmd += ["--broker-version-fallback", fallback]
         if variant == "direct":
             assert direct_broker is not None
             cmd += ["--bootstrap", f"127.0.0.1:{direct_broker.port}", "--broker-pid", str(direct_broker.pid)]
@@ -269,7 +285,7 @@ class Bench:
                                      listener_port=self.real_port)
             cmd += ["--bootstrap", f"127.0.0.1:{self.real_port}", "--envoy-pid", str(envoy.pid),
                     "--envoy-admin-port", str(envoy.admin_port), "--broker-pid", str(broker.pid)]
-        record = {"variant": variant, "rep": rep}
+        record = {"variant": f"{variant}_legacy" if fallback else variant, "rep": rep}
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             lines = p.stdout.strip().splitlines()
@@ -280,7 +296,7 @@ class Bench:
                 return
             record.update(json.loads(lines[-1]))
             self.results["real_client"].append(record)
-            print(f"  {variant:10s} {record['payload_mb_per_s']:7.1f} MB/s  envoy {record['envoy_cpu_s_per_gb'] or 0:.3f} s/GB", flush=True)
+            print(f"  {record['variant']:10s} {record['payload_mb_per_s']:7.1f} MB/s  envoy {record['envoy_cpu_s_per_gb'] or 0:.3f} s/GB", flush=True)
         finally:
             if envoy is not None:
                 self.check_vm(envoy)
