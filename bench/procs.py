@@ -54,7 +54,7 @@ def variants(kafka_lens_wasm: Path, floor_wasm: Path) -> dict[str, Variant]:
                 "kafka-lens with metrics + the policy of bench-policy.yaml + the renames of bench-rewrite.yaml"),
         Variant("kafka_lens_translation", "bench-translation.yaml", kafka_lens_wasm,
                 "kafka-lens with version translation on (kafka-4.0 preset); its real-client phase also runs a "
-                "librdkafka on Produce v2 (broker.version.fallback=0.10.0) whose requests are translated"),
+                "librdkafka on Produce v1 (broker.version.fallback=0.9.0) whose requests are translated"),
     ]}
 
 

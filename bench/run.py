@@ -260,7 +260,7 @@ class Bench:
                 for variant in self.rotated(rep):
                     self.real_once(variant, rep, broker, direct_broker)
                     if variant == TRANSLATION_VARIANT:
-                        # The same Envoy's reason to exist: a client on removed versions.
+                        # What translation is for: a client on versions the broker removed, same Envoy.
                         self.real_once(variant, rep, broker, direct_broker, fallback=LEGACY_FALLBACK)
                     for b in (broker, direct_broker):
                         if b is not None:
