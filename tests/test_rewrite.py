@@ -95,13 +95,26 @@ def confluent_consume(bootstrap: str, client_id: str, topic: str, n: int) -> lis
     return got
 
 
+def padding_of(frame: bytes) -> bytes | None:
+    """The padding tagged field (tag 19276) in a request header v2, or None if the header has no
+    tagged field. `frame` is a request without its size prefix."""
+    (client_id_len,) = struct.unpack_from(">h", frame, 8)
+    at = 10 + max(client_id_len, 0)
+    if frame[at] == 0:
+        return None
+    assert frame[at] == 1 and frame[at + 1:at + 4] == bytes([0xCC, 0x96, 0x01]), frame[:at + 8].hex()
+    size = frame[at + 4]
+    return frame[at + 5:at + 5 + size]
+
+
 @pytest.mark.filter_config(RENAMES)
-def test_a_renamed_topic_is_produced_and_consumed_under_its_old_name(envoy, broker):
+def test_a_renamed_topic_is_produced_and_consumed_under_its_old_name(envoy, broker, tap):
     from confluent_kafka import Producer
     bootstrap = f"127.0.0.1:{envoy.listener_port}"
     create(bootstrap, "rename-admin", ORDERS)
     stored = broker_topics(broker.port)
     assert RENAMED in stored and ORDERS not in stored
+    tap.keep_frames = True
 
     values = [uuid.uuid4().bytes * (i + 1) for i in range(20)]
     producer = Producer({"bootstrap.servers": bootstrap, "client.id": "rename-confluent", "linger.ms": 5})
@@ -111,6 +124,16 @@ def test_a_renamed_topic_is_produced_and_consumed_under_its_old_name(envoy, brok
     assert producer.flush(30) == 0 and errors == [None] * 20
     del producer
     gc.collect()
+    # The broker got every Produce (librdkafka sends v9+) padded by `align_records`: the rename
+    # adds 3 bytes, so each carries a tagged field (tag and size: 4 bytes, then zeros) making the
+    # change a multiple of 64.
+    with tap.lock:
+        produced = [f for f in tap.request_frames if struct.unpack_from(">hh", f) >= (0, 9) and f[:2] == b"\0\0"]
+        tap.keep_frames = False
+    assert produced
+    for frame in produced:
+        padding = padding_of(frame)
+        assert padding is not None and set(padding) <= {0} and (len(padding) + 4 + 3) % 64 == 0, padding
 
     py = python_consume(bootstrap, "rename-kafka-python", ORDERS, 20)
     assert [m.value for m in py] == values and {m.topic for m in py} == {ORDERS}

@@ -114,6 +114,10 @@ impl<T> Default for Flow<T> {
 /// Most bytes a frame's start needs before the splitter reports it: size prefix and prefix.
 const FRAME_START_BYTES: u64 = 4 + kafka_lens_codec::frame::DEFAULT_PREFIX_LEN as u64;
 
+/// From this many unedited bytes in front of an edit on, [`Flow::apply`] writes them back with a
+/// replacement of their own instead of copying them into the edited bytes.
+const SEPARATE_LEAD_BYTES: usize = 4096;
+
 /// One edit of the buffer: positions `[start, end)` become `data`.
 #[derive(Debug)]
 struct Edit {
@@ -182,11 +186,21 @@ impl<T> Flow<T> {
     /// Reads a whole tracked frame (its VM-held part, then the buffer's), for a decision that
     /// needs every byte (re-encoding a request without some topics).
     pub fn read_frame<S: StreamBuffer + ?Sized>(&self, frame: &Tracked<T>, buffer: &mut S) -> Option<Vec<u8>> {
-        let mut out = frame.held.clone().unwrap_or_default();
+        self.read_frame_prefix(frame, buffer, frame.len())
+    }
+
+    /// Reads the first `max` bytes of a whole tracked frame (all of it if shorter), for a
+    /// decision that needs only its start (renaming the names near a Produce request's start).
+    pub fn read_frame_prefix<S: StreamBuffer + ?Sized>(&self, frame: &Tracked<T>, buffer: &mut S, max: u64) -> Option<Vec<u8>> {
+        let want = usize::try_from(max.min(frame.len())).ok()?;
+        let mut out = frame.held.as_ref().map(|held| held.get(..want).unwrap_or(held).to_vec()).unwrap_or_default();
         // The bytes after the VM-held ones are in the buffer.
         let start = self.position(frame.start + out.len() as u64);
-        let end = self.position(frame.end);
-        buffer.read_into(start, end.checked_sub(start)?, &mut out).then_some(out)
+        let end = self.position(frame.start + want as u64);
+        if end <= start {
+            return Some(out);
+        }
+        buffer.read_into(start, end - start, &mut out).then_some(out)
     }
 
     /// Applies the decisions on `finished` frames and holds or drains the open one; `len` is the
@@ -290,10 +304,18 @@ impl<T> Flow<T> {
         }
     }
 
-    /// Writes the edits as one prefix replacement and moves `shift` past it.
+    /// Writes the edits as one prefix replacement and moves `shift` past it. The unedited bytes
+    /// in front of the first edit (the end of an earlier frame sharing the callback: up to a
+    /// whole pipelined request) are read on their own and put back in front in a second
+    /// replacement, so they cross into the VM and back once, never copied within it.
     fn apply<S: StreamBuffer + ?Sized>(&mut self, buffer: &mut S, edits: &[Edit]) -> bool {
+        let lead_end = edits.first().map_or(0, |edit| edit.start);
+        let mut lead = Vec::new();
+        if lead_end >= SEPARATE_LEAD_BYTES && !buffer.read_into(0, lead_end, &mut lead) {
+            return false;
+        }
         let mut out = Vec::new();
-        let mut at = 0usize;
+        let mut at = lead.len();
         for edit in edits {
             if edit.start < at || edit.end < edit.start {
                 return false;
@@ -304,10 +326,10 @@ impl<T> Flow<T> {
             out.extend_from_slice(&edit.data);
             at = edit.end;
         }
-        if !buffer.replace_prefix(at, &out) {
+        if !buffer.replace_prefix(at, &out) || (!lead.is_empty() && !buffer.replace_prefix(0, &lead)) {
             return false;
         }
-        self.shift += at as i64 - out.len() as i64;
+        self.shift += at as i64 - (lead.len() + out.len()) as i64;
         true
     }
 }

@@ -138,7 +138,12 @@ pub fn read_buffer(buffer: Buffer, start: usize, max: usize, out: &mut Vec<u8>) 
         0 if data.is_null() => Ok(0),
         0 => {
             let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
-            out.extend_from_slice(&bytes);
+            if out.is_empty() {
+                // Envoy's allocation becomes the caller's vector: a large read is copied once.
+                *out = bytes;
+            } else {
+                out.extend_from_slice(&bytes);
+            }
             Ok(size)
         }
         1 => Ok(0),

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use kafka_lens_codec::kafka_protocol::messages::ApiKey;
-use kafka_lens_codec::name_edit::LAST_VERSIONS_NAMING_TOPICS;
+use kafka_lens_codec::name_edit::{self, PrefixEdit, LAST_VERSIONS_NAMING_TOPICS};
 use kafka_lens_codec::rename::Renamer;
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ use crate::policy::config::Match;
 use crate::policy::Subject;
 
 /// `topic_rewrite` in the filter configuration; empty by default (names pass unchanged).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicRewriteConfig {
     /// Client topic name → broker topic name, for every client. A broker name that is a target is
@@ -29,6 +29,18 @@ pub struct TopicRewriteConfig {
     /// Per-tenant prefixes: the first tenant whose `match` holds for a request applies. A client
     /// matching no tenant sees the broker's names (with `renames` applied).
     pub tenants: Vec<TenantConfig>,
+    /// Pads a renamed Produce request (v9+) with an unknown request-header tagged field so its size
+    /// changes by a multiple of 64 bytes: records that keep their alignment in Envoy's buffer are
+    /// copied into the broker's socket several times faster (see
+    /// [`kafka_lens_codec::name_edit::pad_request_header`]). On by default; off for a broker that
+    /// refuses unknown tagged fields.
+    pub align_records: bool,
+}
+
+impl Default for TopicRewriteConfig {
+    fn default() -> Self {
+        TopicRewriteConfig { renames: BTreeMap::new(), tenants: Vec::new(), align_records: true }
+    }
 }
 
 /// One tenant: who it is and the prefix its topics, groups and transactional ids carry on the
@@ -132,6 +144,7 @@ pub struct TopicRewrite {
     tenants: Vec<(Match, Rc<Renamer>)>,
     /// For clients of no tenant: the renames alone (`None` when there are none).
     default: Option<Rc<Renamer>>,
+    align_records: bool,
 }
 
 impl TopicRewrite {
@@ -139,7 +152,17 @@ impl TopicRewrite {
         let renames: HashMap<String, String> = config.renames.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
         let tenants = config.tenants.iter().map(|t| (t.matches.clone(), Rc::new(Renamer::new(&renames, Some(t.prefix.clone()))))).collect();
         let default = (!renames.is_empty()).then(|| Rc::new(Renamer::new(&renames, None)));
-        TopicRewrite { tenants, default }
+        TopicRewrite { tenants, default, align_records: config.align_records }
+    }
+
+    /// A Produce request's rename as sent to the broker: padded to keep its records' alignment
+    /// (`align_records`) where its header has room for it (v9+).
+    pub fn produce_edit(&self, edit: PrefixEdit, version: i16, header_len: usize) -> PrefixEdit {
+        if self.align_records && version >= 9 {
+            name_edit::pad_request_header(edit, header_len)
+        } else {
+            edit
+        }
     }
 
     pub fn is_empty(&self) -> bool {

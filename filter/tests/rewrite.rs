@@ -25,7 +25,9 @@ use kafka_lens_filter::metrics::{Direction, Metric};
 use kafka_lens_filter::rewrite::TopicRewrite;
 use kafka_lens_filter::testing::{Side, TestSink};
 
-const CONFIG: &str = r#"{"topic_rewrite": {"renames": {"orders": "orders.v2"},
+/// Renames and tenants; `align_records` off, so the broker gets byte for byte what the client
+/// would have sent with the broker's names (padding is checked on its own below).
+const CONFIG: &str = r#"{"topic_rewrite": {"renames": {"orders": "orders.v2"}, "align_records": false,
     "tenants": [{"name": "a", "prefix": "team-a.", "match": {"client_id": {"prefix": "team-a"}}},
                 {"name": "b", "prefix": "team-b.", "match": {"client_id": {"prefix": "team-b"}}}]}}"#;
 
@@ -122,7 +124,11 @@ fn client_name(broker: &str) -> String {
 }
 
 fn run(sizes: &[usize]) -> (Side, Side, TestSink, Option<&'static str>) {
-    let config = Config::parse(CONFIG.as_bytes()).unwrap();
+    run_with(CONFIG, sizes)
+}
+
+fn run_with(config: &str, sizes: &[usize]) -> (Side, Side, TestSink, Option<&'static str>) {
+    let config = Config::parse(config.as_bytes()).unwrap();
     let mut conn = Connection::new(Limits::from(&config)).with_topic_rewrite(Rc::new(TopicRewrite::new(&config.topic_rewrite)));
     let mut sink = TestSink::default();
     let (mut to_broker, mut to_client) = (Side::default(), Side::default());
@@ -170,6 +176,45 @@ fn a_single_topic_produce_is_renamed_at_its_start_without_holding_its_records() 
     let (to_broker, _, sink, _) = run(&[4096]);
     assert_eq!(to_broker.forwarded, requests(&broker_name));
     assert_eq!(sink.sum(|m| matches!(m, Metric::FramesHeldInVm { .. })), 0);
+}
+
+/// The frames of a stream, size prefix included.
+fn frames(mut stream: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while stream.len() >= 4 {
+        let len = 4 + u32::from_be_bytes(stream[..4].try_into().unwrap()) as usize;
+        out.push(&stream[..len]);
+        stream = &stream[len..];
+    }
+    assert!(stream.is_empty());
+    out
+}
+
+#[test]
+fn renamed_produce_requests_are_padded_to_whole_cache_lines() {
+    let config = CONFIG.replace(r#""align_records": false"#, r#""align_records": true"#);
+    let (expected_requests, client_requests) = (requests(&broker_name), requests(&|n| n.to_owned()));
+    for sizes in [&[usize::MAX][..], &[1], &[7, 13, 512], &[4096]] {
+        let (to_broker, to_client, _, closed) = run_with(&config, sizes);
+        assert_eq!(closed, None, "{sizes:?}");
+        assert!(to_client.forwarded == responses(&client_name, false), "{sizes:?}: responses are not padded");
+        let (sent, expected) = (frames(&to_broker.forwarded), frames(&expected_requests));
+        assert_eq!(sent.len(), expected.len());
+        for ((sent, expected), client) in sent.into_iter().zip(expected).zip(frames(&client_requests)) {
+            let sent_request = body::decode_request(&Bytes::copy_from_slice(&sent[4..])).unwrap();
+            let expected_request = body::decode_request(&Bytes::copy_from_slice(&expected[4..])).unwrap();
+            assert_eq!(sent_request.body, expected_request.body, "{sizes:?}: same request, records byte for byte");
+            if sent_request.header.request_api_key != ApiKey::Produce as i16 {
+                assert_eq!(sent, expected, "{sizes:?}: only Produce is padded");
+                continue;
+            }
+            assert_ne!(sent.len(), expected.len(), "{sizes:?}: the rename changed the size, so padding was added");
+            assert_eq!((sent.len() as i64 - client.len() as i64).rem_euclid(64), 0, "{sizes:?}: size changed by whole cache lines");
+            let tags = &sent_request.header.unknown_tagged_fields;
+            assert_eq!(tags.keys().copied().collect::<Vec<_>>(), [0x4B4C], "{sizes:?}");
+            assert_eq!(sent_request.header.with_unknown_tagged_fields(Default::default()), expected_request.header);
+        }
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use kafka_lens_codec::scan::ProduceSummary;
 
 use super::{Connection, RequestContext, Verdict};
 use crate::addresses::NodeEndpoints;
-use crate::flow::{Fate, StreamBuffer, Tracked};
+use crate::flow::{Fate, Flow, StreamBuffer, Tracked};
 use crate::labels::{sanitize, Client, Label};
 use crate::metrics::{Direction, LabelKind, Metric, MetricSink};
 use crate::policy::{self, codes, Applicable, Body, Mode, RequestInfo, Subject, Violation};
@@ -211,6 +211,7 @@ impl Connection {
                     StartEdit::None => return false,
                     StartEdit::Edit(edit) => {
                         sink.add(Metric::TopicRewrites { api: "Produce", direction: Direction::Request }, 1);
+                        let edit = self.rewrite.produce_edit(edit, info.id.api_version, info.header_len.unwrap_or_default());
                         fate = Fate::ReplacePrefix { len: edit.consumed, data: Bytes::from(edit.data) };
                     }
                     StartEdit::HoldWhole => {}
@@ -534,13 +535,17 @@ impl Connection {
         let Some(renamer) = p.renamer.clone() else { return Fate::Forward };
         let api_name = api::name(p.key);
         let (hidden, fate) = if p.key == ApiKey::Produce {
-            let Some(bytes) = self.request_flow.read_frame(frame, buffer) else { return self.rename_failed(p.key, "unreadable", sink) };
             let mut hidden = false;
             let header_len = p.header_len.unwrap_or_default();
-            let body_len = u32::try_from(bytes.len().saturating_sub(4)).unwrap_or(u32::MAX);
-            let result = name_edit::produce_request(&bytes, body_len, header_len, p.version, &mut to_broker_fn(&renamer, &mut hidden));
+            let result = held_prefix_edit(&self.request_flow, frame, buffer, |bytes, body_len| {
+                name_edit::produce_request(bytes, body_len, header_len, p.version, &mut to_broker_fn(&renamer, &mut hidden))
+            });
+            let Some(result) = result else { return self.rename_failed(p.key, "unreadable", sink) };
             match result {
-                Ok(edit) => (hidden, edit.map_or(Fate::Forward, |e| Fate::ReplacePrefix { len: e.consumed, data: Bytes::from(e.data) })),
+                Ok(edit) => {
+                    let edit = edit.map(|e| self.rewrite.produce_edit(e, p.version, header_len));
+                    (hidden, edit.map_or(Fate::Forward, |e| Fate::ReplacePrefix { len: e.consumed, data: Bytes::from(e.data) }))
+                }
                 Err(EditError::Unsupported) => (false, Fate::Forward),
                 Err(e) => {
                     log::warn!("a Produce request's names could not be read ({e:?}): it passes unrenamed and the broker will refuse it");
@@ -672,11 +677,13 @@ impl Connection {
         renamer: &Renamer,
         sink: &mut dyn MetricSink,
     ) -> Fate {
-        let Some(bytes) = self.response_flow.read_frame(frame, buffer) else {
+        let result = held_prefix_edit(&self.response_flow, frame, buffer, |bytes, body_len| {
+            name_edit::fetch_response(bytes, body_len, header_len, version, &mut to_client_fn(renamer))
+        });
+        let Some(result) = result else {
             return self.response_rename_failed(ApiKey::Fetch, "unreadable", sink);
         };
-        let body_len = u32::try_from(bytes.len().saturating_sub(4)).unwrap_or(u32::MAX);
-        match name_edit::fetch_response(&bytes, body_len, header_len, version, &mut to_client_fn(renamer)) {
+        match result {
             Ok(Some(edit)) => {
                 sink.add(Metric::TopicRewrites { api: "Fetch", direction: Direction::Response }, 1);
                 Fate::ReplacePrefix { len: edit.consumed, data: Bytes::from(edit.data) }
@@ -915,6 +922,27 @@ enum StartEdit {
     /// A name lies beyond the first bytes, or a name is hidden: the request is held whole.
     HoldWhole,
     Malformed(EditError),
+}
+
+/// How much of a held frame a rename reads first: a single-topic request or response has all its
+/// names in far fewer bytes, so its records stay in Envoy's buffer.
+const HELD_NAMES_PREFIX_BYTES: u64 = 4096;
+
+/// The prefix edit of a whole held frame: `edit` runs on the frame's first
+/// [`HELD_NAMES_PREFIX_BYTES`] and, only if a name lies further (several topics), on the whole
+/// frame. `edit` gets the bytes and the size prefix's value. `None` if the bytes cannot be read.
+fn held_prefix_edit<T, S: StreamBuffer + ?Sized>(
+    flow: &Flow<T>,
+    frame: &Tracked<T>,
+    buffer: &mut S,
+    mut edit: impl FnMut(&[u8], u32) -> Result<Option<PrefixEdit>, EditError>,
+) -> Option<Result<Option<PrefixEdit>, EditError>> {
+    let body_len = u32::try_from(frame.len().saturating_sub(4)).unwrap_or(u32::MAX);
+    let first = flow.read_frame_prefix(frame, buffer, HELD_NAMES_PREFIX_BYTES)?;
+    match edit(&first, body_len) {
+        Err(EditError::Truncated) if (first.len() as u64) < frame.len() => Some(edit(&flow.read_frame(frame, buffer)?, body_len)),
+        result => Some(result),
+    }
 }
 
 /// The rename closure for [`name_edit`]: broker names for client names; `hidden` is set when a
