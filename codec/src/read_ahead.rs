@@ -14,8 +14,13 @@
 
 use crate::frame::{ChunkSource, DEFAULT_PREFIX_LEN};
 
-/// A read-ahead window that covers a size prefix and a default frame prefix in one read.
-pub const DEFAULT_WINDOW: usize = 4 + DEFAULT_PREFIX_LEN;
+/// A read-ahead window that covers, in one read, a frame's last structural bytes (a Produce
+/// request's trailing tagged fields, the end of a small response: up to 508 bytes) and the next
+/// frame's size prefix and default prefix. In Envoy each read costs about 5 µs (Envoy calls back
+/// into the VM to allocate the bytes it returns) and copying 1 KiB far less; a window of just one
+/// prefix took two reads where a scanned frame ends and the next starts (two pipelined 1 KiB
+/// Produce requests in one chunk: 4 reads, now 3).
+pub const DEFAULT_WINDOW: usize = 2 * (4 + DEFAULT_PREFIX_LEN) - 8;
 
 /// A [`ChunkSource`] that reads `window` bytes at a time from `inner` and serves reads from them.
 /// One per chunk: positions are chunk offsets.
@@ -103,6 +108,20 @@ mod tests {
         assert_eq!(read(&mut ahead, 98, 4), Some(vec![98, 99, 100, 101]));
         assert_eq!(read(&mut ahead, 250, 6), Some((250..=255).collect()));
         assert_eq!(ahead.reads(), 3);
+    }
+
+    #[test]
+    fn a_frame_end_and_the_next_frame_start_take_one_read() {
+        // A scan reads a Produce request's three trailing tagged-field bytes, then the splitter
+        // the next frame's size prefix and prefix.
+        let chunk = vec![0u8; 4096];
+        let mut inner = SliceSource(&chunk);
+        let mut ahead = ReadAhead::new(&mut inner, chunk.len(), DEFAULT_WINDOW);
+        let end = 1000;
+        assert!(read(&mut ahead, end - 3, 3).is_some());
+        assert!(read(&mut ahead, end, 4).is_some());
+        assert!(read(&mut ahead, end + 4, DEFAULT_PREFIX_LEN).is_some());
+        assert_eq!(ahead.reads(), 1);
     }
 
     #[test]
