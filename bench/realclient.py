@@ -98,7 +98,8 @@ def main() -> int:
     ap.add_argument("--envoy-admin-port", type=int)
     ap.add_argument("--broker-pid", type=int)
     ap.add_argument("--broker-version-fallback", help="an old client: librdkafka without ApiVersions, on the protocol "
-                    "versions of this broker release (0.10.0: Produce v2 with magic-1 message sets); only a proxy "
+                    "versions of this broker release (0.9.0: Produce v1 with magic-0 message sets; from 0.10 on librdkafka asks "
+                    "ApiVersions anyway); only a proxy "
                     "with version translation can carry it to a Kafka 4.0-era broker")
     args = ap.parse_args()
     if not args.bootstrap.startswith("127.0.0.1:"):

@@ -246,12 +246,7 @@ fn edit(api: Api, frame: &[u8], body_len: u32, header_len: usize, version: i16, 
         data.extend_from_slice(frame.get(copied..span.start).ok_or(EditError::Malformed("names out of order"))?);
         let before = data.len();
         if flexible {
-            let mut len = new.len() + 1; // at most 32768: no overflow
-            while len >= 0x80 {
-                data.push((len & 0x7f) as u8 | 0x80);
-                len >>= 7;
-            }
-            data.push(len as u8);
+            put_uvarint(&mut data, new.len() as u32 + 1); // at most 32768: no overflow
         } else {
             data.extend_from_slice(&(new.len() as u16).to_be_bytes());
         }
@@ -309,6 +304,15 @@ pub fn names_end(frame: &[u8], body_len: u32, header_len: usize, version: i16, i
     Ok(parse(api, frame, body_len, header_len, version)?.1)
 }
 
+/// Appends `value` as Kafka's unsigned varint (compact lengths, tagged-field tags and sizes).
+fn put_uvarint(out: &mut Vec<u8>, mut value: u32) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// Alignment [`pad_request_header`] keeps: a cache line.
 pub const RECORD_ALIGNMENT: usize = 64;
 
@@ -342,12 +346,7 @@ pub fn pad_request_header(mut edit: PrefixEdit, header_len: usize) -> PrefixEdit
     }
     // The field: tag (varint), size (one-byte varint), that many zeros; the count goes 0 → 1.
     let mut field = Vec::with_capacity(RECORD_ALIGNMENT + 4);
-    let mut tag = PADDING_TAG;
-    while tag >= 0x80 {
-        field.push((tag & 0x7f) as u8 | 0x80);
-        tag >>= 7;
-    }
-    field.push(tag as u8);
+    put_uvarint(&mut field, PADDING_TAG);
     if pad < field.len() + 1 {
         pad += RECORD_ALIGNMENT;
     }
