@@ -222,6 +222,7 @@ impl FrameSplitter {
             match &mut self.state {
                 State::Stopped => return,
                 State::Scan { remaining, scan, .. } => {
+                    scan.set_frame_left(*remaining);
                     match scan.need() {
                         Need::Done => {}
                         Need::Read(n) => {
@@ -310,6 +311,7 @@ impl FrameSplitter {
         if *remaining == 0 {
             scan.end_of_frame();
         }
+        scan.set_frame_left(*remaining);
         if scan.need() != Need::Done {
             return;
         }

@@ -148,11 +148,20 @@ struct Pipe {
     need: Option<Need>,
     /// The frame ended: no more bytes will come.
     eof: bool,
+    /// Bytes of the frame still to come after `data`, where the splitter said
+    /// ([`BodyScan::set_frame_left`]).
+    frame_left: Option<u64>,
 }
 
 impl Pipe {
     fn available(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
+    }
+
+    /// Bytes of the frame the parser has not consumed, where known.
+    fn left(&self) -> Option<u64> {
+        let after = if self.eof { Some(0) } else { self.frame_left };
+        after.map(|after| after.saturating_add(self.available() as u64))
     }
 }
 
@@ -186,6 +195,37 @@ impl Future for ReadFuture {
             return Poll::Ready(Err(ScanError::Truncated));
         }
         let missing = self.n - pipe.available();
+        pipe.need = Some(Need::Read(missing));
+        Poll::Pending
+    }
+}
+
+/// A read of a fixed-size field, copied out of the pipe without an allocation of its own.
+struct ArrayFuture<const N: usize> {
+    pipe: Rc<RefCell<Pipe>>,
+}
+
+impl<const N: usize> Future for ArrayFuture<N> {
+    type Output = Result<[u8; N], ScanError>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut pipe) = self.pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
+        if pipe.available() >= N {
+            let start = pipe.pos;
+            let mut out = [0u8; N];
+            let Some(bytes) = pipe.data.get(start..start + N) else { return Poll::Ready(Err(ScanError::Truncated)) };
+            out.copy_from_slice(bytes);
+            pipe.pos += N;
+            if pipe.pos == pipe.data.len() {
+                pipe.data.clear();
+                pipe.pos = 0;
+            }
+            pipe.need = None;
+            return Poll::Ready(Ok(out));
+        }
+        if pipe.eof {
+            return Poll::Ready(Err(ScanError::Truncated));
+        }
+        let missing = N - pipe.available();
         pipe.need = Some(Need::Read(missing));
         Poll::Pending
     }
@@ -234,7 +274,7 @@ impl Reader {
     }
 
     async fn array<const N: usize>(&self) -> Result<[u8; N], ScanError> {
-        self.bytes(N).await?.try_into().map_err(|_| ScanError::Truncated)
+        ArrayFuture::<N> { pipe: Rc::clone(&self.pipe) }.await
     }
     pub async fn i16(&self) -> Result<i16, ScanError> {
         Ok(i16::from_be_bytes(self.array().await?))
@@ -300,6 +340,25 @@ impl Reader {
                 n => u64::try_from(n).map(Some).map_err(|_| ScanError::Malformed("negative bytes length")),
             }
         }
+    }
+
+    /// Skips the `sections` tagged-field sections that close the frame (the last partition's, its
+    /// topic's and the body's). When exactly `sections` unread bytes remain and they are not yet
+    /// in the VM, each section is a lone empty count (a non-empty one takes at least three bytes):
+    /// they are skipped, not read, which spares a read from Envoy's buffer per frame whose end
+    /// is the end of a chunk. Only a frame malformed at its last bytes passes the scan this way.
+    pub async fn skip_closing_tagged_fields(&self, sections: u64) -> Result<(), ScanError> {
+        let unread_tail = match self.pipe.try_borrow() {
+            Ok(pipe) => pipe.left() == Some(sections) && (pipe.available() as u64) < sections,
+            Err(_) => return Err(ScanError::Malformed("reentrant scan")),
+        };
+        if unread_tail {
+            return self.skip(sections).await;
+        }
+        for _ in 0..sections {
+            self.skip_tagged_fields().await?;
+        }
+        Ok(())
     }
 
     /// Skips a tagged-field section.
@@ -375,30 +434,37 @@ where
     Fut: Future<Output = Result<PartitionRecords, ScanError>>,
 {
     let mut topics = Vec::new();
-    for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
+    // Set once the last partition's, topic's and body's tagged fields are past.
+    let mut closed = false;
+    let topic_count = r.array_len(flexible).await?.unwrap_or(0);
+    for t in 0..topic_count {
         let mut topic = TopicRecords::default();
         if version >= 13 {
             topic.topic_id = Some(r.uuid().await?);
         } else {
             topic.name = r.string(flexible).await?.unwrap_or_default();
         }
-        for _ in 0..r.array_len(flexible).await?.unwrap_or(0) {
-            let mut p = partition_head(r.clone()).await?;
+        let partition_count = r.array_len(flexible).await?.unwrap_or(0);
+        for p in 0..partition_count {
+            let mut partition = partition_head(r.clone()).await?;
             if let Some(len) = r.bytes_len(flexible).await? {
-                p.records_len = len;
-                r.record_set(len, &mut p).await?;
+                partition.records_len = len;
+                r.record_set(len, &mut partition).await?;
             }
-            if flexible {
+            if flexible && t + 1 == topic_count && p + 1 == partition_count {
+                r.skip_closing_tagged_fields(3).await?;
+                closed = true;
+            } else if flexible {
                 r.skip_tagged_fields().await?;
             }
-            topic.partitions.push(p);
+            topic.partitions.push(partition);
         }
-        if flexible {
+        if flexible && !closed {
             r.skip_tagged_fields().await?;
         }
         topics.push(topic);
     }
-    if flexible {
+    if flexible && !closed {
         r.skip_tagged_fields().await?;
     }
     Ok(topics)
@@ -504,6 +570,13 @@ impl BodyScan {
     pub fn supply(&mut self, bytes: &[u8]) {
         if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
             pipe.data.extend_from_slice(bytes);
+        }
+    }
+
+    /// Tells the scan how many bytes of its frame are still to come after what it was given.
+    pub fn set_frame_left(&mut self, n: u64) {
+        if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
+            pipe.frame_left = Some(n);
         }
     }
 

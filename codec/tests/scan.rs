@@ -237,3 +237,70 @@ proptest! {
         let _ = scan::scan_in_memory(key, version, request, &body);
     }
 }
+
+/// Runs the splitter over `frame` cut at `cut`, scanning it as a Produce request; returns the
+/// scan result and the stream ranges read from the source.
+fn scan_cut(frame: &[u8], cut: usize) -> (Result<Scanned, scan::ScanError>, Vec<(usize, usize)>) {
+    struct Ranges<'a> {
+        inner: SliceSource<'a>,
+        base: usize,
+        ranges: &'a mut Vec<(usize, usize)>,
+    }
+    impl ChunkSource for Ranges<'_> {
+        fn read_into(&mut self, start: usize, len: usize, out: &mut Vec<u8>) -> bool {
+            self.ranges.push((self.base + start, self.base + start + len));
+            self.inner.read_into(start, len, out)
+        }
+    }
+    let mut splitter = FrameSplitter::new(SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE));
+    let mut ranges = Vec::new();
+    let mut result = None;
+    for (base, chunk) in [(0, &frame[..cut]), (cut, &frame[cut..])] {
+        let mut source = Ranges { inner: SliceSource(chunk), base, ranges: &mut ranges };
+        splitter.push(&mut source, chunk.len(), |event| match event {
+            FrameEvent::Start(start) => {
+                let info = header::decode_request_header(&start.prefix, start.is_whole()).unwrap();
+                let h = info.header_len.unwrap();
+                Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, &start.prefix[h..])))
+            }
+            FrameEvent::Scanned { result: r, .. } => {
+                result = Some(r);
+                Disposition::Skip
+            }
+            _ => Disposition::Skip,
+        });
+    }
+    (result.expect("a scan result"), ranges)
+}
+
+#[test]
+fn closing_tagged_fields_are_skipped_not_read() {
+    // A frame whose end is the end of a chunk (the usual case for a client writing one request
+    // at a time): its last partition's, topic's and body's empty tag sections are 3 bytes, and
+    // reading them would take a read from Envoy's buffer of its own.
+    let frame = produce_frame(2, 64 * 1024);
+    let tail = frame.len() - 3;
+    for cut in [frame.len() - 3, frame.len() - 1, frame.len() - 200, 600, frame.len()] {
+        let (result, ranges) = scan_cut(&frame, cut);
+        let Scanned::Produce(p) = result.unwrap() else { panic!() };
+        assert_eq!(p.topics[0].partitions[0].records.records, 20, "cut at {cut}");
+        assert!(ranges.iter().all(|&(_, end)| end <= tail), "cut at {cut}: read {ranges:?}, the tags start at {tail}");
+    }
+}
+
+#[test]
+fn closing_tagged_fields_in_hand_are_still_checked() {
+    // A count of one tagged field with nothing after it: truncated. Where the scan already holds
+    // the bytes (a small frame, read whole with its prefix) it checks them as before...
+    let mut frame = produce_frame(1, 16);
+    *frame.last_mut().unwrap() = 1;
+    let (result, _) = scan_cut(&frame, frame.len());
+    assert_eq!(result, Err(scan::ScanError::Truncated));
+    // ...where they would take a read of their own, a frame malformed only there passes the
+    // scan (the broker refuses it).
+    let mut frame = produce_frame(1, 4096);
+    *frame.last_mut().unwrap() = 1;
+    let (result, ranges) = scan_cut(&frame, frame.len() - 3);
+    assert!(result.is_ok(), "{result:?}");
+    assert!(ranges.iter().all(|&(_, end)| end <= frame.len() - 3));
+}
