@@ -15,10 +15,30 @@ pub const OVERFLOW: &str = "__overflow__";
 pub const NONE: &str = "none";
 
 /// A label value: static (API names, versions) or admitted from input.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
 pub enum Label {
     Static(&'static str),
     Owned(Rc<str>),
+}
+
+impl PartialEq for Label {
+    /// As derived, with a shortcut: admitted values are shared, so the same value is most
+    /// often the same allocation.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Label::Static(a), Label::Static(b)) => a == b,
+            (Label::Owned(a), Label::Owned(b)) => Rc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::hash::Hash for Label {
+    /// As derived (equal labels hash alike: `eq` only adds a shortcut).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        self.as_str().hash(state);
+    }
 }
 
 impl Label {
