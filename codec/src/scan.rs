@@ -171,6 +171,29 @@ pub struct Reader {
     pipe: Rc<RefCell<Pipe>>,
 }
 
+/// Takes the next `n` bytes of the pipe through `take` once they are there; otherwise records
+/// what the parser waits for.
+fn poll_take<T>(pipe: &RefCell<Pipe>, n: usize, take: impl FnOnce(&[u8]) -> Option<T>) -> Poll<Result<T, ScanError>> {
+    let Ok(mut pipe) = pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
+    if pipe.available() >= n {
+        let start = pipe.pos;
+        let Some(out) = pipe.data.get(start..start + n).and_then(take) else { return Poll::Ready(Err(ScanError::Truncated)) };
+        pipe.pos += n;
+        if pipe.pos == pipe.data.len() {
+            pipe.data.clear();
+            pipe.pos = 0;
+        }
+        pipe.need = None;
+        return Poll::Ready(Ok(out));
+    }
+    if pipe.eof {
+        return Poll::Ready(Err(ScanError::Truncated));
+    }
+    let missing = n - pipe.available();
+    pipe.need = Some(Need::Read(missing));
+    Poll::Pending
+}
+
 struct ReadFuture {
     pipe: Rc<RefCell<Pipe>>,
     n: usize,
@@ -179,24 +202,7 @@ struct ReadFuture {
 impl Future for ReadFuture {
     type Output = Result<Vec<u8>, ScanError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Ok(mut pipe) = self.pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
-        if pipe.available() >= self.n {
-            let start = pipe.pos;
-            pipe.pos += self.n;
-            let out = pipe.data.get(start..start + self.n).map(<[u8]>::to_vec).unwrap_or_default();
-            if pipe.pos == pipe.data.len() {
-                pipe.data.clear();
-                pipe.pos = 0;
-            }
-            pipe.need = None;
-            return Poll::Ready(Ok(out));
-        }
-        if pipe.eof {
-            return Poll::Ready(Err(ScanError::Truncated));
-        }
-        let missing = self.n - pipe.available();
-        pipe.need = Some(Need::Read(missing));
-        Poll::Pending
+        poll_take(&self.pipe, self.n, |bytes| Some(bytes.to_vec()))
     }
 }
 
@@ -208,26 +214,7 @@ struct ArrayFuture<const N: usize> {
 impl<const N: usize> Future for ArrayFuture<N> {
     type Output = Result<[u8; N], ScanError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Ok(mut pipe) = self.pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
-        if pipe.available() >= N {
-            let start = pipe.pos;
-            let mut out = [0u8; N];
-            let Some(bytes) = pipe.data.get(start..start + N) else { return Poll::Ready(Err(ScanError::Truncated)) };
-            out.copy_from_slice(bytes);
-            pipe.pos += N;
-            if pipe.pos == pipe.data.len() {
-                pipe.data.clear();
-                pipe.pos = 0;
-            }
-            pipe.need = None;
-            return Poll::Ready(Ok(out));
-        }
-        if pipe.eof {
-            return Poll::Ready(Err(ScanError::Truncated));
-        }
-        let missing = N - pipe.available();
-        pipe.need = Some(Need::Read(missing));
-        Poll::Pending
+        poll_take(&self.pipe, N, |bytes| <[u8; N]>::try_from(bytes).ok())
     }
 }
 
