@@ -184,10 +184,10 @@ fn inspect(c: &mut Criterion) {
         let produce = fixtures::produce(shape).unwrap();
         let produce_whole = with_prefix(&produce.frame);
         let info = header::decode_request_header(&produce.frame, true).unwrap();
-        let after_header = produce.frame.slice(info.header_len.unwrap()..);
+        let header_len = info.header_len.unwrap();
         g.throughput(Throughput::Bytes(produce_whole.len() as u64));
         g.bench_function(BenchmarkId::new("scan Produce", label), |b| {
-            b.iter(|| scan::scan_in_memory(ApiKey::Produce, produce.version, true, black_box(&after_header)).unwrap())
+            b.iter(|| scan::scan_in_memory(ApiKey::Produce, produce.version, true, black_box(&produce.frame), header_len).unwrap())
         });
         g.bench_function(BenchmarkId::new("full decode Produce", label), |b| b.iter(|| body::decode_request(black_box(&produce.frame)).unwrap()));
         g.bench_function(BenchmarkId::new("filter Produce+response", label), |b| {

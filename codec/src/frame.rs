@@ -146,6 +146,9 @@ enum State {
     Stopped,
 }
 
+/// Largest scratch buffer a splitter keeps between reads.
+const SCRATCH_KEPT: usize = 256;
+
 /// Splits one direction of a connection into frames. See the module documentation.
 #[derive(Debug)]
 pub struct FrameSplitter {
@@ -156,12 +159,15 @@ pub struct FrameSplitter {
     chunk_offset: u64,
     /// Stream offset of the current frame's size prefix.
     frame_offset: u64,
+    /// Bytes of a size prefix or a scan's field, read here and copied on: kept between reads so
+    /// they do not allocate for every frame.
+    scratch: Vec<u8>,
 }
 
 impl FrameSplitter {
     /// A splitter at the start of a stream.
     pub fn new(config: SplitterConfig) -> Self {
-        FrameSplitter { config, state: State::Size { buf: [0; 4], have: 0 }, next_index: 0, chunk_offset: 0, frame_offset: 0 }
+        FrameSplitter { config, state: State::Size { buf: [0; 4], have: 0 }, next_index: 0, chunk_offset: 0, frame_offset: 0, scratch: Vec::new() }
     }
 
     /// Stops framing: every further byte is ignored (the stream passes through untouched).
@@ -227,12 +233,16 @@ impl FrameSplitter {
                         Need::Done => {}
                         Need::Read(n) => {
                             let k = n.min(available).min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                            let mut tmp = Vec::with_capacity(k);
-                            if !source.read_into(pos, k, &mut tmp) {
+                            self.scratch.clear();
+                            if !source.read_into(pos, k, &mut self.scratch) {
                                 self.fail(FrameError::SourceFailed, &mut handler);
                                 return;
                             }
-                            scan.supply(&tmp);
+                            scan.supply(&self.scratch);
+                            if self.scratch.capacity() > SCRATCH_KEPT {
+                                // A long field (a topic name can take 32 KiB) is not kept per connection.
+                                self.scratch = Vec::new();
+                            }
                             *remaining -= k as u64;
                             pos += k;
                         }
@@ -255,13 +265,13 @@ impl FrameSplitter {
                 }
                 State::Size { buf, have } => {
                     let n = (4 - *have).min(available);
-                    let mut tmp = Vec::with_capacity(n);
-                    if !source.read_into(pos, n, &mut tmp) || tmp.len() != n {
+                    self.scratch.clear();
+                    if !source.read_into(pos, n, &mut self.scratch) || self.scratch.len() != n {
                         self.fail(FrameError::SourceFailed, &mut handler);
                         return;
                     }
-                    for (slot, byte) in buf.iter_mut().skip(*have).zip(tmp) {
-                        *slot = byte;
+                    for (slot, byte) in buf.iter_mut().skip(*have).zip(&self.scratch) {
+                        *slot = *byte;
                     }
                     *have += n;
                     pos += n;
@@ -375,5 +385,54 @@ impl FrameSplitter {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiKey;
+
+    /// A Produce v9 request frame (size prefix included) whose one topic has a `name_len`-byte
+    /// name and one partition (3) without records, and its header's length.
+    fn produce_with_long_topic(name_len: usize) -> (Bytes, usize) {
+        use crate::{body, header};
+        use kafka_protocol::messages::{produce_request, ProduceRequest, RequestHeader, RequestKind, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let topic = produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string("t".repeat(name_len))))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(3)]);
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![topic]);
+        let request_header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(9)
+            .with_correlation_id(7)
+            .with_client_id(Some(StrBytes::from_static_str("c")));
+        let frame = body::encode_request(&request_header, &RequestKind::Produce(request)).unwrap();
+        let header_len = header::decode_request_header(&frame.slice(4..), true).unwrap().header_len.unwrap();
+        (frame, header_len)
+    }
+
+    #[test]
+    fn a_field_spanning_the_prefix_end_is_read_whole_and_not_kept_as_scratch() {
+        let (frame, header_len) = produce_with_long_topic(4000);
+        let mut splitter = FrameSplitter::new(SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE));
+        let mut names = Vec::new();
+        splitter.push(&mut SliceSource(&frame), frame.len(), |event| match event {
+            FrameEvent::Start(start) => {
+                Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, 9, true, &start.prefix, header_len)))
+            }
+            FrameEvent::Scanned { result: Ok(Scanned::Produce(p)), .. } => {
+                names.extend(p.topics.into_iter().map(|t| (t.name, t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>())));
+                Disposition::Skip
+            }
+            _ => Disposition::Skip,
+        });
+        // The name spans the end of the prefix: its start was in hand, the rest read for the scan.
+        assert_eq!(names, vec![("t".repeat(4000), vec![3])]);
+        assert!(splitter.scratch.capacity() < 1000, "kept {} bytes of a 4000-byte name", splitter.scratch.capacity());
+        // A size prefix read afterwards reuses the scratch buffer rather than allocating.
+        splitter.push(&mut SliceSource(&frame[..4]), 4, |_| Disposition::Skip);
+        assert!(splitter.scratch.capacity() >= 4);
     }
 }

@@ -17,9 +17,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
-use crate::records::{self, BatchHeader, RecordSetSummary, BATCH_PREFIX_LEN};
+use crate::records::{self, BatchHeader, RecordSetSummary, BATCH_HEADER_LEN, BATCH_PREFIX_LEN};
 
 /// What a scan waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,11 +139,14 @@ pub fn supports(key: ApiKey, version: i16, request: bool) -> bool {
 
 #[derive(Debug, Default)]
 struct Pipe {
-    /// Bytes already available (the frame prefix the splitter read, then what it supplied).
-    data: Vec<u8>,
-    /// Read position in `data`.
+    /// The frame prefix the splitter read (after the header), shared rather than copied. While it
+    /// holds unread bytes they are the next ones and `tail` is empty.
+    head: Bytes,
+    /// Bytes supplied later ([`BodyScan::supply`]), read once `head` is.
+    tail: Vec<u8>,
+    /// Read position in `head` while it is not empty, else in `tail`.
     pos: usize,
-    /// Bytes the parser asked to skip that are not in `data`.
+    /// Bytes the parser asked to skip that are not in the pipe.
     skip: u64,
     /// What the parser waits for.
     need: Option<Need>,
@@ -154,8 +158,39 @@ struct Pipe {
 }
 
 impl Pipe {
+    /// The bytes in the pipe not read yet.
+    fn unread(&self) -> &[u8] {
+        let data = if self.head.is_empty() { &self.tail[..] } else { &self.head[..] };
+        data.get(self.pos..).unwrap_or_default()
+    }
+
     fn available(&self) -> usize {
-        self.data.len().saturating_sub(self.pos)
+        self.unread().len()
+    }
+
+    /// Marks `n` unread bytes read; a part read to its end is let go.
+    fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n);
+        if self.head.is_empty() {
+            if self.pos >= self.tail.len() {
+                self.tail.clear();
+                self.pos = 0;
+            }
+        } else if self.pos >= self.head.len() {
+            self.head = Bytes::new();
+            self.pos = 0;
+        }
+    }
+
+    /// Appends bytes after the unread ones.
+    fn supply(&mut self, bytes: &[u8]) {
+        if !self.head.is_empty() {
+            // A field that spans the end of the prefix (rare): its start moves to `tail`.
+            self.tail = self.unread().to_vec();
+            self.head = Bytes::new();
+            self.pos = 0;
+        }
+        self.tail.extend_from_slice(bytes);
     }
 
     /// Bytes of the frame the parser has not consumed, where known.
@@ -176,13 +211,8 @@ pub struct Reader {
 fn poll_take<T>(pipe: &RefCell<Pipe>, n: usize, take: impl FnOnce(&[u8]) -> Option<T>) -> Poll<Result<T, ScanError>> {
     let Ok(mut pipe) = pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
     if pipe.available() >= n {
-        let start = pipe.pos;
-        let Some(out) = pipe.data.get(start..start + n).and_then(take) else { return Poll::Ready(Err(ScanError::Truncated)) };
-        pipe.pos += n;
-        if pipe.pos == pipe.data.len() {
-            pipe.data.clear();
-            pipe.pos = 0;
-        }
+        let Some(out) = pipe.unread().get(..n).and_then(take) else { return Poll::Ready(Err(ScanError::Truncated)) };
+        pipe.consume(n);
         pipe.need = None;
         return Poll::Ready(Ok(out));
     }
@@ -194,41 +224,41 @@ fn poll_take<T>(pipe: &RefCell<Pipe>, n: usize, take: impl FnOnce(&[u8]) -> Opti
     Poll::Pending
 }
 
-struct ReadFuture {
-    pipe: Rc<RefCell<Pipe>>,
+struct ReadFuture<'a> {
+    pipe: &'a RefCell<Pipe>,
     n: usize,
 }
 
-impl Future for ReadFuture {
+impl Future for ReadFuture<'_> {
     type Output = Result<Vec<u8>, ScanError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        poll_take(&self.pipe, self.n, |bytes| Some(bytes.to_vec()))
+        poll_take(self.pipe, self.n, |bytes| Some(bytes.to_vec()))
     }
 }
 
 /// A read of a fixed-size field, copied out of the pipe without an allocation of its own.
-struct ArrayFuture<const N: usize> {
-    pipe: Rc<RefCell<Pipe>>,
+struct ArrayFuture<'a, const N: usize> {
+    pipe: &'a RefCell<Pipe>,
 }
 
-impl<const N: usize> Future for ArrayFuture<N> {
+impl<const N: usize> Future for ArrayFuture<'_, N> {
     type Output = Result<[u8; N], ScanError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        poll_take(&self.pipe, N, |bytes| <[u8; N]>::try_from(bytes).ok())
+        poll_take(self.pipe, N, |bytes| <[u8; N]>::try_from(bytes).ok())
     }
 }
 
-struct SkipFuture {
-    pipe: Rc<RefCell<Pipe>>,
+struct SkipFuture<'a> {
+    pipe: &'a RefCell<Pipe>,
 }
 
-impl Future for SkipFuture {
+impl Future for SkipFuture<'_> {
     type Output = Result<(), ScanError>;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Ok(mut pipe) = self.pipe.try_borrow_mut() else { return Poll::Ready(Err(ScanError::Malformed("reentrant scan"))) };
         // First from what is buffered, then by asking the splitter to skip the rest.
         let from_buffer = usize::try_from(pipe.skip).unwrap_or(usize::MAX).min(pipe.available());
-        pipe.pos += from_buffer;
+        pipe.consume(from_buffer);
         pipe.skip -= from_buffer as u64;
         if pipe.skip == 0 {
             pipe.need = None;
@@ -245,7 +275,7 @@ impl Future for SkipFuture {
 impl Reader {
     /// The next `n` bytes.
     pub async fn bytes(&self, n: usize) -> Result<Vec<u8>, ScanError> {
-        ReadFuture { pipe: Rc::clone(&self.pipe), n }.await
+        ReadFuture { pipe: &self.pipe, n }.await
     }
 
     /// Skips `n` bytes.
@@ -257,11 +287,11 @@ impl Reader {
             Ok(mut pipe) => pipe.skip = n,
             Err(_) => return Err(ScanError::Malformed("reentrant scan")),
         }
-        SkipFuture { pipe: Rc::clone(&self.pipe) }.await
+        SkipFuture { pipe: &self.pipe }.await
     }
 
     async fn array<const N: usize>(&self) -> Result<[u8; N], ScanError> {
-        ArrayFuture::<N> { pipe: Rc::clone(&self.pipe) }.await
+        ArrayFuture::<N> { pipe: &self.pipe }.await
     }
     pub async fn i16(&self) -> Result<i16, ScanError> {
         Ok(i16::from_be_bytes(self.array().await?))
@@ -313,7 +343,8 @@ impl Reader {
         };
         match len {
             None => Ok(None),
-            Some(n) => Ok(Some(String::from_utf8_lossy(&self.bytes(n).await?).into_owned())),
+            // Valid UTF-8 (every name a client sends) keeps its one allocation.
+            Some(n) => Ok(Some(String::from_utf8(self.bytes(n).await?).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))),
         }
     }
 
@@ -367,9 +398,9 @@ impl Reader {
         const PREFIX: u64 = BATCH_PREFIX_LEN as u64;
         let mut left = len;
         while left >= PREFIX {
-            let mut header = self.bytes(BATCH_PREFIX_LEN).await?;
+            let prefix = self.array::<BATCH_PREFIX_LEN>().await?;
             left -= PREFIX;
-            let header_len = match records::header_len_for(&header) {
+            let header_len = match records::header_len_for(&prefix) {
                 Ok(n) => n,
                 Err(e) => {
                     into.records.error = Some(e);
@@ -380,9 +411,21 @@ impl Reader {
             if left < rest as u64 {
                 break;
             }
-            header.extend(self.bytes(rest).await?);
+            let parsed = if header_len == BATCH_HEADER_LEN {
+                // A v2 batch (nearly all): its header assembled on the stack, no allocation.
+                let tail = self.array::<{ BATCH_HEADER_LEN - BATCH_PREFIX_LEN }>().await?;
+                let mut header = [0u8; BATCH_HEADER_LEN];
+                for (to, from) in header.iter_mut().zip(prefix.iter().chain(&tail)) {
+                    *to = *from;
+                }
+                records::parse_batch_header(&header)
+            } else {
+                let mut header = prefix.to_vec();
+                header.extend(self.bytes(rest).await?);
+                records::parse_batch_header(&header)
+            };
             left -= rest as u64;
-            let batch = match records::parse_batch_header(&header) {
+            let batch = match parsed {
                 Ok(b) => b,
                 Err(e) => {
                     into.records.error = Some(e);
@@ -515,10 +558,12 @@ impl std::fmt::Debug for BodyScan {
 }
 
 impl BodyScan {
-    /// Starts a scan of a Produce request or Fetch response body. `initial` holds the body bytes
-    /// already read (the frame prefix after the header).
-    pub fn new(key: ApiKey, version: i16, request: bool, initial: &[u8]) -> Self {
-        let pipe = Rc::new(RefCell::new(Pipe { data: initial.to_vec(), ..Pipe::default() }));
+    /// Starts a scan of a Produce request or Fetch response body: `prefix` holds the frame's first
+    /// bytes already read, of which the first `header_len` are its header. The scan shares them
+    /// (no copy).
+    pub fn new(key: ApiKey, version: i16, request: bool, prefix: &Bytes, header_len: usize) -> Self {
+        let head = if header_len <= prefix.len() { prefix.slice(header_len..) } else { Bytes::new() };
+        let pipe = Rc::new(RefCell::new(Pipe { head, ..Pipe::default() }));
         let reader = Reader { pipe: Rc::clone(&pipe) };
         let future: Option<ScanFuture> = match (key, request) {
             _ if !supports(key, version, request) => None,
@@ -556,7 +601,7 @@ impl BodyScan {
     /// Supplies bytes the scan asked for with [`Need::Read`].
     pub fn supply(&mut self, bytes: &[u8]) {
         if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
-            pipe.data.extend_from_slice(bytes);
+            pipe.supply(bytes);
         }
     }
 
@@ -588,9 +633,10 @@ impl BodyScan {
 }
 
 /// Scans a whole frame body held in memory (tests, benchmarks, and callers that already hold
-/// the frame). `body` starts after the header.
-pub fn scan_in_memory(key: ApiKey, version: i16, request: bool, body: &[u8]) -> Result<Scanned, ScanError> {
-    let mut scan = BodyScan::new(key, version, request, body);
+/// the frame): `body` without its size prefix, of which the first `header_len` bytes are the
+/// header. Shared, not copied.
+pub fn scan_in_memory(key: ApiKey, version: i16, request: bool, body: &Bytes, header_len: usize) -> Result<Scanned, ScanError> {
+    let mut scan = BodyScan::new(key, version, request, body, header_len);
     scan.end_of_frame();
     match scan.need() {
         Need::Done => scan.take_result().unwrap_or(Err(ScanError::Truncated)),

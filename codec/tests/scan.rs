@@ -66,14 +66,14 @@ fn scan_stream(stream: &[u8], dir: Dir, chunk_sizes: &[usize], versions: &[(ApiK
                     Dir::Request => {
                         let info = header::decode_request_header(prefix, start.is_whole()).unwrap();
                         match (info.id.api_key, info.header_len) {
-                            (0, Some(h)) => Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, &prefix[h..]))),
+                            (0, Some(h)) => Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, prefix, h))),
                             _ => Disposition::Skip,
                         }
                     }
                     Dir::Response => match versions.get(start.index as usize) {
                         Some(&(ApiKey::Fetch, v)) => {
                             let (_, h) = header::decode_response_header(prefix, ApiKey::Fetch, v).unwrap();
-                            Disposition::Scan(Box::new(BodyScan::new(ApiKey::Fetch, v, false, &prefix[h..])))
+                            Disposition::Scan(Box::new(BodyScan::new(ApiKey::Fetch, v, false, prefix, h)))
                         }
                         _ => Disposition::Skip,
                     },
@@ -234,7 +234,7 @@ proptest! {
     fn scan_survives_any_input(body in prop::collection::vec(any::<u8>(), 0..400), version in 3i16..=13, fetch in any::<bool>()) {
         let (key, request) = if fetch { (ApiKey::Fetch, false) } else { (ApiKey::Produce, true) };
         let version = if fetch { version + 5 } else { version };
-        let _ = scan::scan_in_memory(key, version, request, &body);
+        let _ = scan::scan_in_memory(key, version, request, &Bytes::from(body), 0);
     }
 }
 
@@ -261,7 +261,7 @@ fn scan_cut(frame: &[u8], cut: usize) -> (Result<Scanned, scan::ScanError>, Vec<
             FrameEvent::Start(start) => {
                 let info = header::decode_request_header(&start.prefix, start.is_whole()).unwrap();
                 let h = info.header_len.unwrap();
-                Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, &start.prefix[h..])))
+                Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, &start.prefix, h)))
             }
             FrameEvent::Scanned { result: r, .. } => {
                 result = Some(r);
@@ -303,4 +303,43 @@ fn closing_tagged_fields_in_hand_are_still_checked() {
     let (result, ranges) = scan_cut(&frame, frame.len() - 3);
     assert!(result.is_ok(), "{result:?}");
     assert!(ranges.iter().all(|&(_, end)| end <= frame.len() - 3));
+}
+
+/// A Produce v3 request frame (size prefix excluded) with one partition (5) holding `records`,
+/// encoded by kafka-protocol, and its header's length.
+fn produce_v3(records: Bytes) -> (Bytes, usize) {
+    use kafka_lens_codec::kafka_protocol::messages::{produce_request, ProduceRequest, RequestHeader, TopicName};
+    use kafka_lens_codec::kafka_protocol::protocol::StrBytes;
+    let topic = produce_request::TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_static_str("orders")))
+        .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(5).with_records(Some(records))]);
+    let request = ProduceRequest::default().with_acks(1).with_timeout_ms(30_000).with_topic_data(vec![topic]);
+    let request_header = RequestHeader::default().with_request_api_key(ApiKey::Produce as i16).with_request_api_version(3).with_correlation_id(1);
+    let frame = body::encode_request(&request_header, &RequestKind::Produce(request)).unwrap().slice(4..);
+    let header_len = header::decode_request_header(&frame, true).unwrap().header_len.unwrap();
+    (frame, header_len)
+}
+
+#[test]
+fn legacy_message_sets_and_v2_batches_scan_to_the_same_counts() {
+    use kafka_lens_codec::legacy::message_set::{encode_message_set, LegacyMessage};
+    let messages: Vec<LegacyMessage> = (0..3)
+        .map(|i| LegacyMessage { offset: i, timestamp: Some(1_000 + i), log_append_time: false, key: None, value: Some(Bytes::from(vec![b'v'; 100])) })
+        .collect();
+    for magic in [0, 1] {
+        let set = encode_message_set(&messages, magic, records::Compression::None).unwrap();
+        let (frame, header_len) = produce_v3(set.clone());
+        let Scanned::Produce(p) = scan::scan_in_memory(ApiKey::Produce, 3, true, &frame, header_len).unwrap() else { panic!() };
+        let partition = &p.topics[0].partitions[0];
+        assert_eq!((partition.partition, partition.records.records, partition.records.batches), (5, 3, 3), "magic {magic}");
+        assert_eq!(partition.records.bytes, set.len() as u64, "magic {magic}");
+        assert_eq!(partition.last_offset, Some(2), "magic {magic}");
+    }
+    // Three v2 batches of ten records each, headers assembled without an allocation.
+    let frame = produce_frame(3, 40);
+    let body = Bytes::copy_from_slice(frame.get(4..).unwrap());
+    let Scanned::Produce(p) = scan::scan_in_memory(ApiKey::Produce, 9, true, &body, 2 + 2 + 4 + 2 + 4 + 1).unwrap() else { panic!() };
+    let partition = &p.topics[0].partitions[0];
+    assert_eq!((partition.records.records, partition.records.batches), (30, 3));
+    assert_eq!(partition.records.error, None);
 }

@@ -644,7 +644,7 @@ impl Connection {
         };
         match (key, info.header_len) {
             (Some(key), Some(header_len)) if scan::supports(key, id.api_version, true) => {
-                Disposition::Scan(Box::new(BodyScan::new(key, id.api_version, true, start.prefix.get(header_len..).unwrap_or_default())))
+                Disposition::Scan(Box::new(BodyScan::new(key, id.api_version, true, &start.prefix, header_len)))
             }
             (Some(key), _) if self.should_decode(key, Direction::Request, start.body_len) => Disposition::Capture,
             (Some(_), _) if tracked && u64::from(start.body_len) <= self.limits.max_inspect => Disposition::Capture,
@@ -921,7 +921,7 @@ impl Connection {
             ApiSupport::Known(key) if scan::supports(key, request.api_version, false) => {
                 match header::decode_response_header(&start.prefix, key, request.api_version) {
                     Ok((_, header_len)) => {
-                        let scan = BodyScan::new(key, request.api_version, false, start.prefix.get(header_len..).unwrap_or_default());
+                        let scan = BodyScan::new(key, request.api_version, false, &start.prefix, header_len);
                         self.answering = Some(Answering::new(key, request.api_version, request.extra));
                         Disposition::Scan(Box::new(scan))
                     }

@@ -345,5 +345,5 @@ pub(super) fn old_response_frame(correlation_id: i32, client_version: i16, respo
 fn scanned_produce(frame: &Bytes, version: i16) -> Result<Scanned, scan::ScanError> {
     let body = frame.slice(4.min(frame.len())..);
     let header_len = header::decode_request_header(&body, true).ok().and_then(|info| info.header_len).unwrap_or_default();
-    scan::scan_in_memory(ApiKey::Produce, version, true, body.get(header_len..).unwrap_or_default())
+    scan::scan_in_memory(ApiKey::Produce, version, true, &body, header_len)
 }
