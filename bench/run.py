@@ -308,10 +308,14 @@ class Bench:
         if failures:
             self.results["failures"].append({"phase": "vm", "variant": envoy.variant.name, "error": f"Wasm VM failure {failures}; log {envoy.proc.log_path}"})
 
-    def stop(self) -> None:
+    def stop_envoys(self) -> None:
         for envoy in self.envoys.values():
             self.check_vm(envoy)
             envoy.stop()
+        self.envoys.clear()
+
+    def stop(self) -> None:
+        self.stop_envoys()
         for upstream in self.upstreams.values():
             upstream.stop()
 
@@ -324,9 +328,15 @@ class Bench:
         try:
             self.start_upstreams()
             self.run_loadgen_phases()
+            # The loadgen phases' Envoys idle from here on: stopped, so they do not wake up
+            # (stats flushes, timers, each Wasm VM's tick) during the CPU measurements that follow.
+            self.stop_envoys()
             if "memory" in self.phases:
                 self.run_memory()
             if "real" in self.phases:
+                responder = self.upstreams.pop("responder", None)
+                if responder is not None:
+                    responder.stop()
                 self.run_real()
         finally:
             self.stop()
