@@ -44,6 +44,9 @@ def variants(kafka_lens_wasm: Path, floor_wasm: Path) -> dict[str, Variant]:
         Variant("direct", None, None, "client connects to the upstream itself, no proxy"),
         Variant("tcp_proxy", "bench-tcp-proxy.yaml", None, "Envoy tcp_proxy only"),
         Variant("floor", "bench-floor.yaml", floor_wasm, "pass-through proxy-wasm filter that reads nothing"),
+        Variant("read_floor", "bench-read-floor.yaml", floor_wasm,
+                "the floor filter reading each Kafka frame's first bytes (up to 1 KiB) into the VM, as kafka-lens "
+                "does, and nothing else: the least a filter pays that looks at every request and response"),
         # The filter exactly as users run it: the shipped config, whatever it holds today.
         Variant("kafka_lens", "local.yaml", kafka_lens_wasm, "kafka-lens with envoy-configs/local.yaml as shipped (metrics)"),
         Variant("kafka_lens_policy", "bench-policy.yaml", kafka_lens_wasm,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of kafka-lens: the same load, in the same run, on the same machine,
-through each variant (direct, Envoy tcp_proxy, pass-through Wasm floor filter, kafka-lens as
+through each variant (direct, Envoy tcp_proxy, pass-through Wasm floor filter, the same filter
+reading each frame start (read floor), kafka-lens as
 shipped, with policy + topic rewrite, with version translation), and
 against two upstreams (a canned responder that answers at once, and the tansu broker).
 
@@ -61,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--floor-wasm", type=Path, default=ROOT / ".run" / "bench-floor.wasm")
     ap.add_argument("--criterion-dir", type=Path, default=TARGET / "criterion", help="criterion estimates to include")
     ap.add_argument("--phases", default="grid,moderate,memory,real")
-    ap.add_argument("--variants", default="direct,tcp_proxy,floor,kafka_lens,kafka_lens_full,kafka_lens_translation",
+    ap.add_argument("--variants", default="direct,tcp_proxy,floor,read_floor,kafka_lens,kafka_lens_full,kafka_lens_translation",
                     help="also kafka_lens_policy, kafka_lens_rewrite (bench/procs.py lists them)")
     ap.add_argument("--targets", default="responder,broker")
     ap.add_argument("--workloads", default="produce,fetch")
