@@ -477,6 +477,7 @@ def chart(results: dict, path: Path) -> bool:
             if ratio and r["variant"] != BASELINE:
                 ax.text(i, meds[i], f"{ratio['median']:.2f}×", ha="center", va="bottom", fontsize=9)
         ax.set_ylabel("Envoy CPU s per GB")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.set_title("librdkafka producing 1 KiB records through Envoy to tansu", fontsize=10)
     else:
         ax.set_axis_off()

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Pools the real-client repetitions of several benchmark runs: each repetition's paired ratio to
+tcp_proxy (CPU per GB, throughput), then per variant the median and quartiles over every
+repetition of every run, and the CPU and throughput goals checked on the pooled medians.
+
+One run's median moves with how busy the shared host was during it (on this machine, by as much
+as the goals' margins); pooling runs taken at different times of the same code says more than
+any one of them. Only runs of the same code belong together.
+
+    python bench/pool.py bench/results/results.json bench/results/runs/*.json
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from report import BASELINE, GOAL_CPU_RATIO, GOAL_FULL_CPU_RATIO, GOAL_THROUGHPUT_RATIO, VARIANTS, table
+
+METRICS = {"envoy_cpu_s_per_gb": "Envoy CPU per GB", "payload_mb_per_s": "throughput"}
+
+
+def paired_ratios(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
+    """(variant, metric) -> the ratio to tcp_proxy of every repetition of every run."""
+    pooled: dict[tuple[str, str], list[float]] = {}
+    for path in paths:
+        reps: dict[int, dict[str, dict]] = {}
+        for run in json.loads(path.read_text()).get("real_client", []):
+            if not run.get("error_count"):  # failed runs are not in real_client; runs with lost records are left out too
+                reps.setdefault(run["rep"], {})[run["variant"]] = run
+        for rep in reps.values():
+            base = rep.get(BASELINE)
+            for variant, run in rep.items():
+                for metric in METRICS:
+                    if base and run.get(metric) and base.get(metric):
+                        pooled.setdefault((variant, metric), []).append(run[metric] / base[metric])
+    return pooled
+
+
+def summary(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f} (n=1)" if values else "–"
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{median:.3f} [{q1:.3f}–{q3:.3f}] (n={len(values)})"
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv]
+    if not paths:
+        print(__doc__)
+        return 2
+    pooled = paired_ratios(paths)
+    variants = sorted({v for v, _ in pooled}, key=lambda v: VARIANTS.index(v) if v in VARIANTS else len(VARIANTS))
+    rows = [[v] + [summary(pooled.get((v, m), [])) for m in METRICS] for v in variants if v != BASELINE]
+    print(f"Real-client repetitions of {len(paths)} runs, paired ratio to {BASELINE}: median [quartiles]\n")
+    print(table(["variant"] + [f"{name} ÷ {BASELINE}" for name in METRICS.values()], rows))
+    goals = [("kafka_lens", "envoy_cpu_s_per_gb", GOAL_CPU_RATIO, False), ("kafka_lens_full", "envoy_cpu_s_per_gb", GOAL_FULL_CPU_RATIO, False),
+             ("kafka_lens", "payload_mb_per_s", GOAL_THROUGHPUT_RATIO, True)]
+    print()
+    for variant, metric, limit, at_least in goals:
+        values = pooled.get((variant, metric))
+        if values:
+            median = statistics.median(values)
+            met = median >= limit if at_least else median <= limit
+            print(f"{variant} {METRICS[metric]} {'≥' if at_least else '≤'} {limit}× {BASELINE}: pooled median {median:.3f}: "
+                  f"{'met' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
