@@ -14,28 +14,24 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
-from report import BASELINE, GOAL_CPU_RATIO, GOAL_FULL_CPU_RATIO, GOAL_THROUGHPUT_RATIO, VARIANTS, table
+from report import BASELINE, GOAL_CPU_RATIO, GOAL_FULL_CPU_RATIO, GOAL_THROUGHPUT_RATIO, VARIANTS, paired_ratios, table
 
 METRICS = {"envoy_cpu_s_per_gb": "Envoy CPU per GB", "payload_mb_per_s": "throughput"}
 
 
-def paired_ratios(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
+def pooled_ratios(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
     """(variant, metric) -> the ratio to tcp_proxy of every repetition of every run."""
-    pooled: dict[tuple[str, str], list[float]] = {}
-    for path in paths:
-        reps: dict[int, dict[str, dict]] = {}
+    # A repetition is (run, rep): repetitions pair with tcp_proxy's of the same run only.
+    reps: dict[str, dict[tuple[int, int], dict]] = defaultdict(dict)
+    for index, path in enumerate(paths):
         for run in json.loads(path.read_text()).get("real_client", []):
             if not run.get("error_count"):  # failed runs are not in real_client; runs with lost records are left out too
-                reps.setdefault(run["rep"], {})[run["variant"]] = run
-        for rep in reps.values():
-            base = rep.get(BASELINE)
-            for variant, run in rep.items():
-                for metric in METRICS:
-                    if base and run.get(metric) and base.get(metric):
-                        pooled.setdefault((variant, metric), []).append(run[metric] / base[metric])
-    return pooled
+                reps[run["variant"]][(index, run["rep"])] = run
+    base = reps.get(BASELINE, {})
+    return {(variant, metric): paired_ratios(runs, base, metric) for variant, runs in reps.items() for metric in METRICS}
 
 
 def summary(values: list[float]) -> str:
@@ -50,7 +46,7 @@ def main(argv: list[str]) -> int:
     if not paths:
         print(__doc__)
         return 2
-    pooled = paired_ratios(paths)
+    pooled = pooled_ratios(paths)
     variants = sorted({v for v, _ in pooled}, key=lambda v: VARIANTS.index(v) if v in VARIANTS else len(VARIANTS))
     rows = [[v] + [summary(pooled.get((v, m), [])) for m in METRICS] for v in variants if v != BASELINE]
     print(f"Real-client repetitions of {len(paths)} runs, paired ratio to {BASELINE}: median [quartiles]\n")

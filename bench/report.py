@@ -59,6 +59,13 @@ def flat(run: dict) -> dict:
     return out
 
 
+def paired_ratios(reps: dict, base: dict, metric: str) -> list[float]:
+    """Each repetition's `metric` over tcp_proxy's from the same repetition (`reps` and `base`
+    map a repetition to its run)."""
+    return [r[metric] / base[rep][metric] for rep, r in reps.items()
+            if rep in base and r.get(metric) is not None and base[rep].get(metric)]
+
+
 def aggregate(runs: list[dict], key_fields: tuple[str, ...], metrics: list[str]) -> list[dict]:
     """One row per case and variant: each metric's summary over reps, and its paired ratio to
     tcp_proxy."""
@@ -73,9 +80,7 @@ def aggregate(runs: list[dict], key_fields: tuple[str, ...], metrics: list[str])
             row["variant"] = variant
             for m in metrics:
                 row[m] = summary([r.get(m) for r in reps.values()])
-                ratios = [r[m] / base[rep][m] for rep, r in reps.items()
-                          if rep in base and r.get(m) is not None and base[rep].get(m)]
-                row[f"{m}_ratio"] = summary(ratios)
+                row[f"{m}_ratio"] = summary(paired_ratios(reps, base, m))
                 if m in DIFF_METRICS:
                     diffs = [r[m] - base[rep][m] for rep, r in reps.items()
                              if rep in base and r.get(m) is not None and base[rep].get(m) is not None]
