@@ -10,8 +10,9 @@
 //
 // Usage: node --no-liftoff bench/v8/host.cjs <module.wasm> <frames dir> [iterations] [thrash bytes] [config.json]
 //   (bench/v8/run.sh builds the module and the frames first.) Prints one JSON line: microseconds
-//   per request inside the filter's callbacks (after a warm-up quarter), reads and hostcalls per
-//   request. `node --perf-basic-prof` plus `perf record` names the module's functions.
+//   per request inside the filter's callbacks (after a warm-up quarter) and per callback (frame
+//   start, rest of the request, response), reads and hostcalls per request (also by name).
+//   `node --perf-basic-prof` plus `perf record` names the module's functions.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -59,11 +60,13 @@ const calls = {
   proxy_get_shared_data() { return NOT_FOUND; },
 };
 const env = {};
+const callCounts = {};
 const wasmModule = new WebAssembly.Module(fs.readFileSync(wasmPath));
 for (const { module: from, name } of WebAssembly.Module.imports(wasmModule)) {
   if (from !== 'env') continue;
   const call = calls[name];
-  env[name] = (...args) => { hostcalls++; return call ? call(...args) : OK; };
+  callCounts[name] = 0;
+  env[name] = (...args) => { hostcalls++; callCounts[name]++; return call ? call(...args) : OK; };
 }
 const wasi = new WASI({ version: 'preview1', args: [], env: {} });
 instance = new WebAssembly.Instance(wasmModule, { env, wasi_snapshot_preview1: wasi.wasiImport });
@@ -83,23 +86,27 @@ const junk = new Uint8Array(Math.max(thrashBytes, 1));
 const thrash = (round) => { for (let i = 0; i < thrashBytes; i += 64) junk[i] = (junk[i] + round) & 255; };
 const warmUp = Math.floor(iterations / 4);
 let inside = 0n;
-const timed = (round, callback) => {
+// Time inside each of the three callbacks of a round trip: the frame start, the rest, the response.
+const perCallback = [0n, 0n, 0n];
+const timed = (round, which, callback) => {
   thrash(round);
   const start = process.hrtime.bigint();
   callback();
-  inside += process.hrtime.bigint() - start;
+  const spent = process.hrtime.bigint() - start;
+  inside += spent;
+  perCallback[which] += spent;
 };
-let counted = { reads: 0, hostcalls: 0 };
+let counted = { reads: 0, hostcalls: 0, byName: {} };
 for (let i = 0; i < iterations; i++) {
-  if (i === warmUp) { inside = 0n; counted = { reads, hostcalls }; }
+  if (i === warmUp) { inside = 0n; perCallback.fill(0n); counted = { reads, hostcalls, byName: { ...callCounts } }; }
   request.writeInt32BE(1000 + i, 8);
   response.writeInt32BE(1000 + i, 4);
   buffers[BUFFER_DOWNSTREAM] = request.subarray(0, split);
-  timed(i, () => vm.proxy_on_downstream_data(STREAM, split, 0));
+  timed(i, 0, () => vm.proxy_on_downstream_data(STREAM, split, 0));
   buffers[BUFFER_DOWNSTREAM] = request.subarray(split);
-  timed(i, () => vm.proxy_on_downstream_data(STREAM, request.length - split, 0));
+  timed(i, 1, () => vm.proxy_on_downstream_data(STREAM, request.length - split, 0));
   buffers[BUFFER_UPSTREAM] = response;
-  timed(i, () => vm.proxy_on_upstream_data(STREAM, response.length, 0));
+  timed(i, 2, () => vm.proxy_on_upstream_data(STREAM, response.length, 0));
   if (i % 250 === 249) vm.proxy_on_tick(ROOT);
 }
 const measured = iterations - warmUp;
@@ -108,6 +115,10 @@ console.log(JSON.stringify({
   iterations: measured,
   thrash_bytes: thrashBytes,
   us_per_request_inside: Number(inside) / measured / 1000,
+  us_per_callback: perCallback.map((ns) => Math.round(Number(ns) / measured) / 1000),
   reads_per_request: (reads - counted.reads) / measured,
   hostcalls_per_request: (hostcalls - counted.hostcalls) / measured,
+  hostcalls_per_request_by_name: Object.fromEntries(Object.entries(callCounts)
+    .map(([name, n]) => [name, (n - (counted.byName[name] || 0)) / measured])
+    .filter(([, n]) => n > 0)),
 }));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Times the kafka-lens module's own code under V8 (node), warm and with cold caches; see host.cjs.
+# Times the kafka-lens module's own code under V8 (node), warm and with cold caches (see host.cjs),
+# after counting its heap allocations per round trip natively (bench/examples/allocs.rs).
 #   bench/v8/run.sh [module.wasm ...]      # default: the module built from this tree
 #   PERF=1 bench/v8/run.sh                 # also a perf profile with the module's function names
 set -euo pipefail
@@ -9,6 +10,8 @@ out="$ROOT/.run/v8"
 mkdir -p "$out"
 cargo build --quiet --release -p kafka-lens-bench --bin v8frames
 "$CARGO_TARGET_DIR/release/v8frames" "$out"
+# Heap allocations per round trip of the connection logic over the same frames, natively.
+cargo run --quiet --release -p kafka-lens-bench --example allocs "$out"
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
   cargo build --quiet --release --target wasm32-wasip1 -p kafka-lens-filter
