@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,9 @@ RENAMED_TOPICS = [f"{PRODUCE_TOPIC}.renamed", f"{REAL_TOPIC}.renamed"]
 # ApiVersions (a fallback of 0.10 or later makes librdkafka ask anyway).
 TRANSLATION_VARIANT = "kafka_lens_translation"
 LEGACY_FALLBACK = "0.9.0"
+# Samples per second of `--perf-dir` profiles, and the system calls counted beside them.
+PERF_HZ = 2000
+PERF_SYSCALLS = [f"syscalls:sys_enter_{call}" for call in ("readv", "writev", "epoll_wait", "epoll_ctl")]
 
 
 def fetch_topic(shape: str) -> str:
@@ -77,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--moderate-duration", type=float, default=3.0)
     ap.add_argument("--memory-connections", type=int, default=256)
     ap.add_argument("--real-messages", type=int, default=600_000)
+    ap.add_argument("--perf-dir", type=Path, help="record Envoy with perf during each real-client run into this folder "
+                    "(adds a few percent of CPU to every variant; bench/perfsplit.py splits the profiles)")
     ap.add_argument("--real-reps", type=int, default=7, help="repetitions of the real-client run (the goal case)")
     ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
     ap.add_argument("--smoke", action="store_true", help="a few seconds: 1 rep, tcp_proxy vs kafka_lens, responder only")
@@ -287,8 +293,21 @@ class Bench:
             cmd += ["--bootstrap", f"127.0.0.1:{self.real_port}", "--envoy-pid", str(envoy.pid),
                     "--envoy-admin-port", str(envoy.admin_port), "--broker-pid", str(broker.pid)]
         record = {"variant": f"{variant}_legacy" if fallback else variant, "rep": rep}
+        perf = None
+        if envoy is not None and self.args.perf_dir is not None:
+            # Where Envoy's CPU goes (kernel, Envoy, the Wasm module's code): bench/perfsplit.py.
+            self.args.perf_dir.mkdir(parents=True, exist_ok=True)
+            perf_out = self.args.perf_dir / f"{record['variant']}-{rep}.data"
+            stat_out = perf_out.with_suffix(".stat")
+            perf = [subprocess.Popen(["perf", "record", "-q", "-F", str(PERF_HZ), "-o", str(perf_out), "-p", str(envoy.pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                    subprocess.Popen(["perf", "stat", "-x", ",", "-o", str(stat_out), "-e", ",".join(PERF_SYSCALLS), "-p", str(envoy.pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            for profiler in perf or []:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(timeout=60)
             lines = p.stdout.strip().splitlines()
             if p.returncode != 0 or not lines:
                 record["error"] = (p.stderr.strip() or p.stdout.strip())[-2000:]
