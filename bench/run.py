@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,8 @@ class Bench:
         missing = [str(p) for p in needed if not Path(p).exists()]
         if missing:
             raise SystemExit(f"missing {missing}: run bench/run.sh (it builds them)")
+        if self.args.perf_dir is not None and shutil.which("perf") is None:
+            raise SystemExit("--perf-dir needs perf (Debian: linux-perf), which is not on PATH")
         procs.check_configs_match_local()
 
     def start_upstreams(self) -> None:
