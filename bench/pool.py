@@ -43,7 +43,7 @@ def summary(values: list[float]) -> str:
 
 def main(argv: list[str]) -> int:
     paths = [Path(a) for a in argv]
-    if not paths:
+    if not paths or any(a.startswith("-") for a in argv):
         print(__doc__)
         return 2
     pooled = pooled_ratios(paths)
