@@ -7,9 +7,10 @@ Wasm module's compiled code (V8's JIT) and libc.
     bench/perfsplit.py /tmp/b/results.json /tmp/perf
 
 Each repetition's perf samples are shared out in proportion over the CPU microseconds per request
-the run measured (`envoy_cpu_us_per_request`), so the parts add up to it; a part's figure is the
-median over repetitions. Envoy's binary is stripped, so the split goes no finer than by
-binary; `bench/v8/` names the module's own functions.
+it measured (`envoy_cpu_us_per_request`), so its parts add up to its total; a part's figure is
+the median over repetitions (medians need not add up). The system calls `perf stat` counted
+beside each profile are given per request too. Envoy's binary is stripped, so the split goes no
+finer than by binary; `bench/v8/` names the module's own functions.
 """
 from __future__ import annotations
 

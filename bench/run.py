@@ -308,9 +308,6 @@ class Bench:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-            for profiler in perf or []:
-                profiler.send_signal(signal.SIGINT)
-                profiler.wait(timeout=60)
             lines = p.stdout.strip().splitlines()
             if p.returncode != 0 or not lines:
                 record["error"] = (p.stderr.strip() or p.stdout.strip())[-2000:]
@@ -321,6 +318,9 @@ class Bench:
             self.results["real_client"].append(record)
             print(f"  {record['variant']:10s} {record['payload_mb_per_s']:7.1f} MB/s  envoy {record['envoy_cpu_s_per_gb'] or 0:.3f} s/GB", flush=True)
         finally:
+            for profiler in perf or []:
+                profiler.send_signal(signal.SIGINT)  # perf writes its file and exits
+                profiler.wait(timeout=60)
             if envoy is not None:
                 self.check_vm(envoy)
                 envoy.stop()
