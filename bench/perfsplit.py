@@ -61,9 +61,10 @@ def syscall_counts(stat: Path) -> dict[str, int]:
 
 
 def split(results: dict, perf_dir: Path) -> dict[str, dict[str, float]]:
-    """Per variant, the median µs per request of each part and of the whole, and the median
-    system calls per request. The counts cover the client's whole run, its warm-up too (about 1%
-    more requests than the measured ones they are divided by)."""
+    """Per variant, the median µs per request of each part and of the whole, the median system
+    calls per request, and how many repetitions had a profile (`reps`). The system-call counts
+    cover the client's whole run, its warm-up too (about 1% more requests than the measured ones
+    they are divided by)."""
     per_variant: dict[str, dict[str, list[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for run in results.get("real_client", []):
         us = run.get("envoy_cpu_us_per_request")
@@ -83,7 +84,8 @@ def split(results: dict, perf_dir: Path) -> dict[str, dict[str, float]]:
         if stat.exists() and requests:
             for call, count in syscall_counts(stat).items():
                 row[call].append(count / requests)
-    return {v: {key: statistics.median(values) for key, values in row.items()} for v, row in per_variant.items()}
+    return {v: {key: statistics.median(values) for key, values in row.items()} | {"reps": len(row["total"])}
+            for v, row in per_variant.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,14 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     if not table:
         print("no real-client run has a profile in", args.perf_dir, file=sys.stderr)
         return 1
-    calls = sorted({key for row in table.values() for key in row} - set(PARTS) - {"total"})
+    calls = sorted({key for row in table.values() for key in row} - set(PARTS) - {"total", "reps"})
     print("| variant | reps | " + " | ".join(PARTS) + " | total | " + " | ".join(calls) + " |")
     print("|---|---|" + "---|" * (len(PARTS) + 1 + len(calls)))
-    reps = collections.Counter(r["variant"] for r in json.loads(args.results.read_text())["real_client"])
     for variant, row in table.items():
         cells = " | ".join(f"{row.get(p, 0):.0f}" for p in PARTS)
         counts = " | ".join(f"{row[c]:.1f}" if c in row else "–" for c in calls)
-        print(f"| {variant} | {reps[variant]} | {cells} | {row['total']:.0f} | {counts} |")
+        print(f"| {variant} | {row['reps']} | {cells} | {row['total']:.0f} | {counts} |")
     print("\nµs of Envoy CPU per Produce request by where it runs, then system calls per request (medians over")
     print("repetitions; perf sampling adds its own cost to every variant).")
     return 0
