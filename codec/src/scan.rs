@@ -10,6 +10,13 @@
 //! is pending, [`BodyScan::need`] says what the parser waits for, and the splitter supplies it
 //! from whatever chunks arrive. So a parse can stop at any byte boundary and resume on the next
 //! chunk without the parser code knowing.
+//!
+//! Most Produce requests show all of their structure in their first bytes (the splitter's frame
+//! prefix): a producer's request carries one batch per partition, and every batch header but the
+//! last batch's records is near the frame's start. Such a request is read from those bytes at once
+//! by [`prefix`], one straight pass over a slice, and its result stands once the rest of the frame
+//! has passed, as the streaming parser's would: the same result (fuzzed against it), from much
+//! less code, which is what a callback whose code is cold pays for.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -21,6 +28,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
 use crate::records::{self, BatchHeader, RecordSetSummary, BATCH_HEADER_LEN, BATCH_PREFIX_LEN};
+
+pub mod prefix;
 
 /// What a scan waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -547,7 +556,15 @@ type ScanFuture = Pin<Box<dyn Future<Output = Result<Scanned, ScanError>>>>;
 /// A scan in progress over one frame body. See the module documentation.
 pub struct BodyScan {
     pipe: Rc<RefCell<Pipe>>,
+    /// The API and version to scan, until the first [`BodyScan::need`] starts the scan (the
+    /// frame's length is known by then).
+    unstarted: Option<(ApiKey, i16)>,
+    /// Whether a Produce request may be read from its first bytes alone ([`prefix`]).
+    shortcut: bool,
     future: Option<ScanFuture>,
+    /// A Produce request's result taken from the frame's first bytes alone ([`prefix`]); it
+    /// stands once the bytes the pipe still skips have passed, as the streaming parser's would.
+    from_prefix: Option<Scanned>,
     result: Option<Result<Scanned, ScanError>>,
 }
 
@@ -564,21 +581,62 @@ impl BodyScan {
     pub fn new(key: ApiKey, version: i16, request: bool, prefix: &Bytes, header_len: usize) -> Self {
         let head = if header_len <= prefix.len() { prefix.slice(header_len..) } else { Bytes::new() };
         let pipe = Rc::new(RefCell::new(Pipe { head, ..Pipe::default() }));
-        let reader = Reader { pipe: Rc::clone(&pipe) };
-        let future: Option<ScanFuture> = match (key, request) {
-            _ if !supports(key, version, request) => None,
-            (ApiKey::Produce, true) => Some(Box::pin(produce_request(reader, version))),
-            (ApiKey::Fetch, false) => Some(Box::pin(fetch_response(reader, version))),
-            _ => None,
-        };
-        let result = if future.is_none() { Some(Err(ScanError::Unsupported)) } else { None };
-        BodyScan { pipe, future, result }
+        let unstarted = supports(key, version, request).then_some((key, version));
+        let result = if unstarted.is_none() { Some(Err(ScanError::Unsupported)) } else { None };
+        BodyScan { pipe, unstarted, shortcut: true, future: None, from_prefix: None, result }
+    }
+
+    /// The same scan by the streaming parser alone, never from the first bytes (tests and fuzzing
+    /// compare the two).
+    pub fn streaming_only(mut self) -> Self {
+        self.shortcut = false;
+        self
+    }
+
+    /// Starts the scan: a Produce request whose first bytes show all of its structure is read
+    /// from them at once; any other frame gets the streaming parser.
+    fn start(&mut self, key: ApiKey, version: i16) {
+        if key == ApiKey::Produce && self.shortcut {
+            if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
+                let parsed = pipe.left().and_then(|total| prefix::produce_request(pipe.unread(), total, version));
+                if let Some((scanned, end)) = parsed {
+                    // The bytes in hand are read; the rest of the structure is skipped as it passes.
+                    let in_hand = (pipe.available() as u64).min(end);
+                    pipe.consume(in_hand as usize);
+                    pipe.skip = end - in_hand;
+                    self.from_prefix = Some(scanned);
+                    return;
+                }
+            }
+        }
+        let reader = Reader { pipe: Rc::clone(&self.pipe) };
+        self.future = Some(match key {
+            ApiKey::Produce => Box::pin(produce_request(reader, version)),
+            _ => Box::pin(fetch_response(reader, version)),
+        });
+    }
+
+    /// A result from the frame's first bytes stands once the structure's last bytes have passed.
+    fn settle_from_prefix(&mut self) -> Need {
+        let (skip, eof) = self.pipe.try_borrow().map_or((0, true), |pipe| (pipe.skip, pipe.eof));
+        if skip > 0 && !eof {
+            return Need::Skip(skip);
+        }
+        let scanned = self.from_prefix.take();
+        self.result = Some(if skip == 0 { scanned.ok_or(ScanError::Truncated) } else { Err(ScanError::Truncated) });
+        Need::Done
     }
 
     /// What the scan needs next; runs the parser as far as the bytes it has allow.
     pub fn need(&mut self) -> Need {
         if self.result.is_some() {
             return Need::Done;
+        }
+        if let Some((key, version)) = self.unstarted.take() {
+            self.start(key, version);
+        }
+        if self.from_prefix.is_some() {
+            return self.settle_from_prefix();
         }
         let Some(future) = self.future.as_mut() else { return Need::Done };
         let mut cx = Context::from_waker(Waker::noop());
@@ -636,7 +694,11 @@ impl BodyScan {
 /// the frame): `body` without its size prefix, of which the first `header_len` bytes are the
 /// header. Shared, not copied.
 pub fn scan_in_memory(key: ApiKey, version: i16, request: bool, body: &Bytes, header_len: usize) -> Result<Scanned, ScanError> {
-    let mut scan = BodyScan::new(key, version, request, body, header_len);
+    finish_in_memory(BodyScan::new(key, version, request, body, header_len))
+}
+
+/// Runs a scan created over a whole frame body to its result.
+pub fn finish_in_memory(mut scan: BodyScan) -> Result<Scanned, ScanError> {
     scan.end_of_frame();
     match scan.need() {
         Need::Done => scan.take_result().unwrap_or(Err(ScanError::Truncated)),

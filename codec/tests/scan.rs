@@ -47,6 +47,12 @@ impl ChunkSource for Counting<'_> {
 /// responses (with `versions` giving each response's API and version). Returns the scans in frame
 /// order and the bytes read.
 fn scan_stream(stream: &[u8], dir: Dir, chunk_sizes: &[usize], versions: &[(ApiKey, i16)]) -> (Vec<(u64, Scanned)>, usize) {
+    scan_stream_with(stream, dir, chunk_sizes, versions, false)
+}
+
+/// [`scan_stream`], by the streaming parser alone when `streaming_only` (no Produce request read
+/// from its first bytes).
+fn scan_stream_with(stream: &[u8], dir: Dir, chunk_sizes: &[usize], versions: &[(ApiKey, i16)], streaming_only: bool) -> (Vec<(u64, Scanned)>, usize) {
     let config = match dir {
         Dir::Request => SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE),
         Dir::Response => SplitterConfig::responses(DEFAULT_MAX_FRAME_SIZE),
@@ -66,7 +72,10 @@ fn scan_stream(stream: &[u8], dir: Dir, chunk_sizes: &[usize], versions: &[(ApiK
                     Dir::Request => {
                         let info = header::decode_request_header(prefix, start.is_whole()).unwrap();
                         match (info.id.api_key, info.header_len) {
-                            (0, Some(h)) => Disposition::Scan(Box::new(BodyScan::new(ApiKey::Produce, info.id.api_version, true, prefix, h))),
+                            (0, Some(h)) => {
+                                let scan = BodyScan::new(ApiKey::Produce, info.id.api_version, true, prefix, h);
+                                Disposition::Scan(Box::new(if streaming_only { scan.streaming_only() } else { scan }))
+                            }
                             _ => Disposition::Skip,
                         }
                     }
@@ -156,6 +165,46 @@ proptest! {
         }
         prop_assert!(produce_frames >= 4 && fetch_frames >= 10, "{} produce, {} fetch", produce_frames, fetch_frames);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Reading a Produce request from its first bytes, where they show all of it, gives exactly
+    /// what the streaming parser gives, under any chunking, on real traffic and on large frames.
+    #[test]
+    fn produce_from_the_first_bytes_agrees_with_the_streaming_parser(chunk_sizes in prop::collection::vec(
+        prop_oneof![4 => 1usize..8, 3 => 8usize..300, 1 => 300usize..70_000], 1..30)) {
+        let mut streams: Vec<Vec<u8>> = trace::load_all().iter().map(|t| t.stream(Dir::Request)).collect();
+        streams.extend([(1, 1024), (1, 1 << 20), (16, 64 * 1024), (3, 100), (1000, 100)].map(|(b, n)| produce_frame(b, n)));
+        for stream in &streams {
+            let (shortcut, _) = scan_stream_with(stream, Dir::Request, &chunk_sizes, &[], false);
+            let (streaming, _) = scan_stream_with(stream, Dir::Request, &chunk_sizes, &[], true);
+            prop_assert_eq!(shortcut, streaming);
+        }
+    }
+}
+
+#[test]
+fn the_first_bytes_show_a_producers_request_but_not_one_with_later_batches() {
+    let body = |frame: &[u8]| {
+        let frame = Bytes::copy_from_slice(&frame[4..]);
+        let h = header::decode_request_header(&frame, false).unwrap().header_len.unwrap();
+        frame.slice(h..)
+    };
+    // One batch of 1 MiB: everything but its records is in the first 512 bytes.
+    let one = body(&produce_frame(1, 1 << 20));
+    let (scanned, end) = scan::prefix::produce_request(&one[..512], one.len() as u64, 9).expect("read from the first bytes");
+    assert_eq!(end, one.len() as u64);
+    assert_eq!(scanned.total_records(), 10);
+    // Three small batches in hand: read too.
+    let small = body(&produce_frame(3, 100));
+    assert!(scan::prefix::produce_request(&small, small.len() as u64, 9).is_some());
+    // A second batch header 64 KiB in: left to the streaming parser.
+    let many = body(&produce_frame(16, 64 * 1024));
+    assert_eq!(scan::prefix::produce_request(&many[..512], many.len() as u64, 9), None);
+    // A frame shorter than its structure claims: refused, for the streaming parser to report.
+    assert_eq!(scan::prefix::produce_request(&one[..512], one.len() as u64 - 10, 9), None);
 }
 
 /// A Produce v9 request frame (size prefix included) with one partition holding `batches`
