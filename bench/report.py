@@ -476,7 +476,8 @@ def chart(results: dict, path: Path) -> bool:
         meds = [r["envoy_cpu_s_per_gb"]["median"] for r in real]
         err = [[r["envoy_cpu_s_per_gb"]["median"] - r["envoy_cpu_s_per_gb"]["min"] for r in real],
                [r["envoy_cpu_s_per_gb"]["max"] - r["envoy_cpu_s_per_gb"]["median"] for r in real]]
-        ax.bar(names, meds, yerr=err, color=[colors.get(n) for n in names], capsize=4)
+        # A build added for an A/B (`bench/run.py --build`) has no colour of its own.
+        ax.bar(names, meds, yerr=err, color=[colors.get(n, "#b0b0b0") for n in names], capsize=4)
         for i, r in enumerate(real):
             ratio = r.get("envoy_cpu_s_per_gb_ratio")
             if ratio and r["variant"] != BASELINE:

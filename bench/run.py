@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--perf-dir", type=Path, help="record Envoy with perf during each real-client run into this folder "
                     "(adds a few percent of CPU to every variant; bench/perfsplit.py splits the profiles)")
     ap.add_argument("--real-reps", type=int, default=7, help="repetitions of the real-client run (the goal case)")
+    ap.add_argument("--build", action="append", default=[], metavar="NAME=MODULE.wasm",
+                    help="another build of kafka-lens as variant NAME, with local.yaml as kafka_lens has it (an A/B of "
+                    "two builds in one run: add NAME to --variants); repeatable")
     ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
     ap.add_argument("--smoke", action="store_true", help="a few seconds: 1 rep, tcp_proxy vs kafka_lens, responder only")
     args = ap.parse_args(argv)
@@ -105,6 +108,12 @@ class Bench:
         self.workdir = ROOT / ".run" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.variants = procs.variants(args.kafka_lens_wasm, args.floor_wasm)
+        for build in args.build:
+            name, sep, module = build.partition("=")
+            if not sep or not name or name in self.variants:
+                raise SystemExit(f"--build {build!r}: expected NAME=MODULE.wasm with a NAME no variant has")
+            self.variants[name] = procs.Variant(name, "local.yaml", Path(module).resolve(),
+                                                f"kafka-lens built as {module}, with envoy-configs/local.yaml (A/B)")
         self.order = [v for v in split(args.variants) if v in self.variants]
         unknown = set(split(args.variants)) - set(self.variants)
         if unknown:
