@@ -409,17 +409,8 @@ impl Reader {
         while left >= PREFIX {
             let prefix = self.array::<BATCH_PREFIX_LEN>().await?;
             left -= PREFIX;
-            let header_len = match records::header_len_for(&prefix) {
-                Ok(n) => n,
-                Err(e) => {
-                    into.records.error = Some(e);
-                    break;
-                }
-            };
-            let rest = header_len.saturating_sub(BATCH_PREFIX_LEN);
-            if left < rest as u64 {
-                break;
-            }
+            let Some(header_len) = batch_header_len(&prefix, left, into) else { break };
+            let rest = header_len - BATCH_PREFIX_LEN;
             let parsed = if header_len == BATCH_HEADER_LEN {
                 // A v2 batch (nearly all): its header assembled on the stack, no allocation.
                 let tail = self.array::<{ BATCH_HEADER_LEN - BATCH_PREFIX_LEN }>().await?;
@@ -434,23 +425,45 @@ impl Reader {
                 records::parse_batch_header(&header)
             };
             left -= rest as u64;
-            let batch = match parsed {
-                Ok(b) => b,
-                Err(e) => {
-                    into.records.error = Some(e);
-                    break;
-                }
-            };
-            let body = batch.total_len().saturating_sub(header_len as u64);
-            if body > left {
-                break;
-            }
+            let Some(body) = count_batch(parsed, header_len, left, into) else { break };
             self.skip(body).await?;
             left -= body;
-            add_batch(into, &batch);
         }
         into.records.trailing_bytes = len.saturating_sub(into.records.bytes);
         self.skip(left).await
+    }
+}
+
+/// The header length of the batch whose first [`BATCH_PREFIX_LEN`] bytes are `prefix`, if the
+/// rest of its header lies within the `left` bytes of its record set after them; `None` ends the
+/// walk of the record set (an unknown format is recorded in `into`).
+fn batch_header_len(prefix: &[u8; BATCH_PREFIX_LEN], left: u64, into: &mut PartitionRecords) -> Option<usize> {
+    match records::header_len_for(prefix) {
+        Ok(n) if (n.saturating_sub(BATCH_PREFIX_LEN) as u64) <= left => Some(n.max(BATCH_PREFIX_LEN)),
+        Ok(_) => None,
+        Err(e) => {
+            into.records.error = Some(e);
+            None
+        }
+    }
+}
+
+/// Counts a parsed batch header into `into` if the batch's body lies within the `left` bytes of
+/// its record set after the header, and returns the body's length (bytes to skip); `None` ends
+/// the walk of the record set (a header that did not parse is recorded in `into`).
+fn count_batch(parsed: Result<BatchHeader, records::RecordsError>, header_len: usize, left: u64, into: &mut PartitionRecords) -> Option<u64> {
+    match parsed {
+        Ok(batch) => {
+            let body = batch.total_len().saturating_sub(header_len as u64);
+            (body <= left).then(|| {
+                add_batch(into, &batch);
+                body
+            })
+        }
+        Err(e) => {
+            into.records.error = Some(e);
+            None
+        }
     }
 }
 

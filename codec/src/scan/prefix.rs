@@ -9,7 +9,7 @@
 //! less of it. A frame whose structure goes on past the first bytes, or that is malformed, is
 //! refused (`None`) and scanned by the streaming parser, which reports it as it always did.
 
-use super::{add_batch, PartitionRecords, ProduceSummary, Scanned, TopicRecords};
+use super::{batch_header_len, count_batch, PartitionRecords, ProduceSummary, Scanned, TopicRecords};
 use crate::records::{self, BATCH_PREFIX_LEN};
 
 /// A position in a frame body of which only the first bytes (`head`) are in hand; the body's
@@ -130,34 +130,13 @@ impl Cursor<'_> {
             let start = self.pos;
             let prefix = self.take::<BATCH_PREFIX_LEN>()?;
             left -= PREFIX;
-            let header_len = match records::header_len_for(&prefix) {
-                Ok(n) => n,
-                Err(e) => {
-                    into.records.error = Some(e);
-                    break;
-                }
-            };
-            let rest = header_len.saturating_sub(BATCH_PREFIX_LEN);
-            if left < rest as u64 {
-                break;
-            }
+            let Some(header_len) = batch_header_len(&prefix, left, into) else { break };
             self.pos = start;
             let parsed = records::parse_batch_header(self.bytes(header_len)?);
-            left -= rest as u64;
-            let batch = match parsed {
-                Ok(b) => b,
-                Err(e) => {
-                    into.records.error = Some(e);
-                    break;
-                }
-            };
-            let body = batch.total_len().saturating_sub(header_len as u64);
-            if body > left {
-                break;
-            }
+            left -= (header_len - BATCH_PREFIX_LEN) as u64;
+            let Some(body) = count_batch(parsed, header_len, left, into) else { break };
             self.skip(body)?;
             left -= body;
-            add_batch(into, &batch);
         }
         into.records.trailing_bytes = len.saturating_sub(into.records.bytes);
         self.skip(left)
