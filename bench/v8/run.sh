@@ -18,12 +18,14 @@ if [ ${#modules[@]} -eq 0 ]; then
   modules=("$CARGO_TARGET_DIR/wasm32-wasip1/release/kafka_lens_filter.wasm")
 fi
 for module in "${modules[@]}"; do
+  module="$(realpath "$module")"
   node --no-liftoff "$ROOT/bench/v8/host.cjs" "$module" "$out" 40000 0 2>/dev/null | grep "^{"
   node --no-liftoff "$ROOT/bench/v8/host.cjs" "$module" "$out" 12000 4194304 2>/dev/null | grep "^{"
   # 16 MiB between callbacks (past L2, much of L3 and the TLBs): about what Envoy's callbacks see.
   node --no-liftoff "$ROOT/bench/v8/host.cjs" "$module" "$out" 4000 16777216 2>/dev/null | grep "^{"
   if [ "${PERF:-0}" = 1 ]; then
-    perf record -q -F 10000 -g -o "$out/perf.data" node --no-liftoff --perf-basic-prof "$ROOT/bench/v8/host.cjs" "$module" "$out" 60000 0 >/dev/null 2>&1
+    # From $out: node leaves its V8 log (isolate-*.log) in the working directory.
+    (cd "$out" && perf record -q -F 10000 -g -o "$out/perf.data" node --no-liftoff --perf-basic-prof "$ROOT/bench/v8/host.cjs" "$module" "$out" 60000 0 >/dev/null 2>&1)
     perf report -i "$out/perf.data" --no-children --sort sym -g none 2>/dev/null | grep -- '-turbofan' | head -40
   fi
 done
