@@ -285,11 +285,13 @@ class EchoServer:
             while True:
                 try:
                     data = conn.recv(65536)
+                    if not data:
+                        return
+                    # Envoy may close a connection the filter refused while its bytes are still
+                    # being echoed: a reset ends the echo, as a closed connection does.
+                    conn.sendall(data)
                 except OSError:
                     return
-                if not data:
-                    return
-                conn.sendall(data)
 
     def stop(self) -> None:
         self._stop = True
