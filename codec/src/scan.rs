@@ -566,24 +566,37 @@ async fn fetch_response(r: Reader, version: i16) -> Result<Scanned, ScanError> {
 
 type ScanFuture = Pin<Box<dyn Future<Output = Result<Scanned, ScanError>>>>;
 
+/// Where a [`BodyScan`] stands: one state at a time, so no combination of them can be held.
+enum ScanState {
+    /// Not started: the API and version to scan, until the first [`BodyScan::need`] starts the
+    /// scan (the frame's length is known by then).
+    Unstarted(ApiKey, i16),
+    /// A Produce request read from the frame's first bytes alone ([`prefix`]); the result stands
+    /// once the bytes the pipe still skips have passed, as the streaming parser's would.
+    FromPrefix(Scanned),
+    /// The streaming parser, polled as bytes arrive.
+    Streaming(ScanFuture),
+    /// Finished: the result until [`BodyScan::take_result`] takes it.
+    Done(Option<Result<Scanned, ScanError>>),
+}
+
 /// A scan in progress over one frame body. See the module documentation.
 pub struct BodyScan {
     pipe: Rc<RefCell<Pipe>>,
-    /// The API and version to scan, until the first [`BodyScan::need`] starts the scan (the
-    /// frame's length is known by then).
-    unstarted: Option<(ApiKey, i16)>,
     /// Whether a Produce request may be read from its first bytes alone ([`prefix`]).
     shortcut: bool,
-    future: Option<ScanFuture>,
-    /// A Produce request's result taken from the frame's first bytes alone ([`prefix`]); it
-    /// stands once the bytes the pipe still skips have passed, as the streaming parser's would.
-    from_prefix: Option<Scanned>,
-    result: Option<Result<Scanned, ScanError>>,
+    state: ScanState,
 }
 
 impl std::fmt::Debug for BodyScan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BodyScan").field("result", &self.result).finish_non_exhaustive()
+        let state = match &self.state {
+            ScanState::Unstarted(key, version) => format!("unstarted {key:?} v{version}"),
+            ScanState::FromPrefix(_) => "read from the first bytes".to_string(),
+            ScanState::Streaming(_) => "streaming".to_string(),
+            ScanState::Done(result) => format!("done {result:?}"),
+        };
+        f.debug_struct("BodyScan").field("state", &state).finish_non_exhaustive()
     }
 }
 
@@ -594,9 +607,12 @@ impl BodyScan {
     pub fn new(key: ApiKey, version: i16, request: bool, prefix: &Bytes, header_len: usize) -> Self {
         let head = if header_len <= prefix.len() { prefix.slice(header_len..) } else { Bytes::new() };
         let pipe = Rc::new(RefCell::new(Pipe { head, ..Pipe::default() }));
-        let unstarted = supports(key, version, request).then_some((key, version));
-        let result = if unstarted.is_none() { Some(Err(ScanError::Unsupported)) } else { None };
-        BodyScan { pipe, unstarted, shortcut: true, future: None, from_prefix: None, result }
+        let state = if supports(key, version, request) {
+            ScanState::Unstarted(key, version)
+        } else {
+            ScanState::Done(Some(Err(ScanError::Unsupported)))
+        };
+        BodyScan { pipe, shortcut: true, state }
     }
 
     /// The same scan by the streaming parser alone, never from the first bytes (tests and fuzzing
@@ -608,7 +624,7 @@ impl BodyScan {
 
     /// Starts the scan: a Produce request whose first bytes show all of its structure is read
     /// from them at once; any other frame gets the streaming parser.
-    fn start(&mut self, key: ApiKey, version: i16) {
+    fn start(&self, key: ApiKey, version: i16) -> ScanState {
         if key == ApiKey::Produce && self.shortcut {
             if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
                 let parsed = pipe.left().and_then(|total| prefix::produce_request(pipe.unread(), total, version));
@@ -617,56 +633,53 @@ impl BodyScan {
                     let in_hand = (pipe.available() as u64).min(end);
                     pipe.consume(in_hand as usize);
                     pipe.skip = end - in_hand;
-                    self.from_prefix = Some(scanned);
-                    return;
+                    return ScanState::FromPrefix(scanned);
                 }
             }
         }
         let reader = Reader { pipe: Rc::clone(&self.pipe) };
-        self.future = Some(match key {
+        ScanState::Streaming(match key {
             ApiKey::Produce => Box::pin(produce_request(reader, version)),
             _ => Box::pin(fetch_response(reader, version)),
-        });
+        })
     }
 
     /// A result from the frame's first bytes stands once the structure's last bytes have passed.
-    fn settle_from_prefix(&mut self) -> Need {
+    fn settle_from_prefix(&self, scanned: Scanned) -> (ScanState, Need) {
         let (skip, eof) = self.pipe.try_borrow().map_or((0, true), |pipe| (pipe.skip, pipe.eof));
         if skip > 0 && !eof {
-            return Need::Skip(skip);
+            return (ScanState::FromPrefix(scanned), Need::Skip(skip));
         }
-        let scanned = self.from_prefix.take();
-        self.result = Some(if skip == 0 { scanned.ok_or(ScanError::Truncated) } else { Err(ScanError::Truncated) });
-        Need::Done
+        let result = if skip == 0 { Ok(scanned) } else { Err(ScanError::Truncated) };
+        (ScanState::Done(Some(result)), Need::Done)
+    }
+
+    /// Runs the streaming parser as far as the bytes it has allow.
+    fn poll(&self, mut future: ScanFuture) -> (ScanState, Need) {
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => (ScanState::Done(Some(result)), Need::Done),
+            Poll::Pending => match self.pipe.try_borrow().ok().and_then(|p| p.need) {
+                Some(need) => (ScanState::Streaming(future), need),
+                None => (ScanState::Done(Some(Err(ScanError::Malformed("scan stalled")))), Need::Done),
+            },
+        }
     }
 
     /// What the scan needs next; runs the parser as far as the bytes it has allow.
     pub fn need(&mut self) -> Need {
-        if self.result.is_some() {
-            return Need::Done;
-        }
-        if let Some((key, version)) = self.unstarted.take() {
-            self.start(key, version);
-        }
-        if self.from_prefix.is_some() {
-            return self.settle_from_prefix();
-        }
-        let Some(future) = self.future.as_mut() else { return Need::Done };
-        let mut cx = Context::from_waker(Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(result) => {
-                self.result = Some(result);
-                self.future = None;
-                Need::Done
-            }
-            Poll::Pending => match self.pipe.try_borrow().ok().and_then(|p| p.need) {
-                Some(need) => need,
-                None => {
-                    self.result = Some(Err(ScanError::Malformed("scan stalled")));
-                    Need::Done
-                }
-            },
-        }
+        let state = match std::mem::replace(&mut self.state, ScanState::Done(None)) {
+            ScanState::Unstarted(key, version) => self.start(key, version),
+            started => started,
+        };
+        let (state, need) = match state {
+            ScanState::FromPrefix(scanned) => self.settle_from_prefix(scanned),
+            ScanState::Streaming(future) => self.poll(future),
+            // `start` leaves no scan unstarted.
+            ScanState::Unstarted(..) | ScanState::Done(_) => (state, Need::Done),
+        };
+        self.state = state;
+        need
     }
 
     /// Supplies bytes the scan asked for with [`Need::Read`].
@@ -699,7 +712,10 @@ impl BodyScan {
 
     /// The result, once [`BodyScan::need`] returned [`Need::Done`].
     pub fn take_result(&mut self) -> Option<Result<Scanned, ScanError>> {
-        self.result.take()
+        match &mut self.state {
+            ScanState::Done(result) => result.take(),
+            _ => None,
+        }
     }
 }
 
