@@ -5,15 +5,16 @@
 //! succeed: the generated decoder reads a known tagged field by its content and ignores its
 //! declared size (as Kafka's own does), the scan skips by the size.
 //!
-//! With the body's first bytes in hand, wherever they are cut, and the rest passing as the
-//! splitter passes it, the scan as the filter runs it (a Produce request read from its first
-//! bytes alone when they show all of it, `scan::prefix`) gives exactly what the streaming parser
-//! gives, errors included.
+//! Through the real frame splitter, with the body's first bytes in hand wherever they are cut and
+//! the frame arriving in any chunking, the scan as the filter runs it (a Produce request read from
+//! its first bytes alone when they show all of it, `scan::prefix`) gives exactly what the
+//! streaming parser gives, errors included.
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
 use kafka_lens_codec::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use kafka_lens_codec::scan::{self, BodyScan, Need, ScanError, Scanned};
+use kafka_lens_codec::frame::{Disposition, FrameEvent, FrameSplitter, SliceSource, SplitterConfig};
+use kafka_lens_codec::scan::{self, BodyScan, ScanError, Scanned};
 use libfuzzer_sys::fuzz_target;
 
 /// Per partition: (index, size of the records field).
@@ -37,31 +38,32 @@ fn canonical_shape(key: ApiKey, request: bool, version: i16, body: &[u8]) -> Opt
     (bytes.is_empty() && encoded[..] == *body).then_some(shape)
 }
 
-/// Runs `scan`, created over the first `cut` bytes of `body`, to its result as the splitter
-/// would: the bytes it asks to read supplied from `body`, those it skips passed.
-fn drive(mut scan: BodyScan, body: &[u8], cut: usize) -> Result<Scanned, ScanError> {
-    let mut pos = cut.min(body.len());
-    loop {
-        let remaining = body.len() - pos;
-        if remaining == 0 {
-            scan.end_of_frame();
-        }
-        scan.set_frame_left(remaining as u64);
-        let k = match scan.need() {
-            Need::Done => return scan.take_result().unwrap_or(Err(ScanError::Truncated)),
-            Need::Read(n) => {
-                let k = n.min(remaining);
-                scan.supply(&body[pos..pos + k]);
-                k
+/// The scan the filter runs on a frame holding `body` (no header), through the real splitter: it
+/// reads the frame's first `cut` body bytes as the prefix the scan starts from, and the frame
+/// arrives in `chunk`-byte pieces. `streaming_only` keeps the scan from reading a Produce request
+/// from its first bytes.
+fn split_and_scan(key: ApiKey, version: i16, request: bool, body: &[u8], cut: usize, chunk: usize, streaming_only: bool) -> Result<Scanned, ScanError> {
+    let config = SplitterConfig { max_frame_size: u32::MAX, min_frame_size: 0, prefix_len: cut };
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    let mut splitter = FrameSplitter::new(config);
+    let mut result = None;
+    for piece in frame.chunks(chunk.max(1)) {
+        splitter.push(&mut SliceSource(piece), piece.len(), |event| match event {
+            FrameEvent::Start(start) => {
+                let scan = BodyScan::new(key, version, request, &start.prefix, 0);
+                Disposition::Scan(Box::new(if streaming_only { scan.streaming_only() } else { scan }))
             }
-            Need::Skip(n) => {
-                let k = usize::try_from(n).unwrap_or(usize::MAX).min(remaining);
-                scan.skipped(k as u64);
-                k
+            FrameEvent::Scanned { result: scanned, .. } => {
+                assert!(result.replace(scanned).is_none(), "one frame, one result");
+                Disposition::Skip
             }
-        };
-        assert!(k > 0, "the scan asked for bytes past the frame's end without ending");
-        pos += k;
+            other => panic!("unexpected event {other:?}"),
+        });
+    }
+    match result {
+        Some(result) => result,
+        None => panic!("the frame passed without its scan's result (cut at {cut}, {chunk}-byte chunks)"),
     }
 }
 
@@ -77,11 +79,14 @@ fuzz_target!(|input: (bool, u8, &[u8])| {
         // are skipped unread when not in hand).
         let step = (body.len() / 8).max(1);
         let last = (body.len().saturating_sub(3)..=body.len()).filter(|c| c % step != 0);
+        // Fed in one piece to the streaming parser, in small pieces (1 to 24 bytes) to the scan
+        // as the filter runs it: chunking and the first-bytes reading change nothing.
+        let small = usize::from(v / 11) + 1;
         for cut in (0..=body.len()).step_by(step).chain(last) {
-            let head = Bytes::copy_from_slice(&body[..cut]);
-            let streaming = drive(BodyScan::new(key, version, request, &head, 0).streaming_only(), body, cut);
-            assert_eq!(drive(BodyScan::new(key, version, request, &head, 0), body, cut), streaming, "cut at {cut}");
-            if let Some((from_prefix, end)) = scan::prefix::produce_request(&head, body.len() as u64, version) {
+            let streaming = split_and_scan(key, version, request, body, cut, body.len() + 4, true);
+            assert_eq!(split_and_scan(key, version, request, body, cut, small, false), streaming, "cut at {cut}");
+            let head = &body[..cut];
+            if let Some((from_prefix, end)) = scan::prefix::produce_request(head, body.len() as u64, version) {
                 assert!(end <= body.len() as u64);
                 assert_eq!(Ok(from_prefix), streaming, "cut at {cut}");
             }
