@@ -14,9 +14,9 @@
 //! Most Produce requests show all of their structure in their first bytes (the splitter's frame
 //! prefix): a producer's request carries one batch per partition, and every batch header but the
 //! last batch's records is near the frame's start. Such a request is read from those bytes at once
-//! by [`prefix`], one straight pass over a slice, and its result stands once the rest of the frame
-//! has passed, as the streaming parser's would: the same result (fuzzed against it), from much
-//! less code, which is what a callback whose code is cold pays for.
+//! by [`prefix`], one straight pass over a slice, and the scan is done at the frame's start: the
+//! same result as the streaming parser's (fuzzed against it), from much less code, which is what a
+//! callback whose code is cold pays for, and the rest of the frame is only skipped.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -571,9 +571,6 @@ enum ScanState {
     /// Not started: the API and version to scan, until the first [`BodyScan::need`] starts the
     /// scan (the frame's length is known by then).
     Unstarted(ApiKey, i16),
-    /// A Produce request read from the frame's first bytes alone ([`prefix`]); the result stands
-    /// once the bytes the pipe still skips have passed, as the streaming parser's would.
-    FromPrefix(Scanned),
     /// The streaming parser, polled as bytes arrive.
     Streaming(ScanFuture),
     /// Finished: the result until [`BodyScan::take_result`] takes it.
@@ -592,7 +589,6 @@ impl std::fmt::Debug for BodyScan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             ScanState::Unstarted(key, version) => format!("unstarted {key:?} v{version}"),
-            ScanState::FromPrefix(_) => "read from the first bytes".to_string(),
             ScanState::Streaming(_) => "streaming".to_string(),
             ScanState::Done(result) => format!("done {result:?}"),
         };
@@ -623,18 +619,14 @@ impl BodyScan {
     }
 
     /// Starts the scan: a Produce request whose first bytes show all of its structure is read
-    /// from them at once; any other frame gets the streaming parser.
+    /// from them at once, and done; any other frame gets the streaming parser.
     fn start(&self, key: ApiKey, version: i16) -> ScanState {
         if key == ApiKey::Produce && self.shortcut {
-            if let Ok(mut pipe) = self.pipe.try_borrow_mut() {
-                let parsed = pipe.left().and_then(|total| prefix::produce_request(pipe.unread(), total, version));
-                if let Some((scanned, end)) = parsed {
-                    // The bytes in hand are read; the rest of the structure is skipped as it passes.
-                    let in_hand = (pipe.available() as u64).min(end);
-                    pipe.consume(in_hand as usize);
-                    pipe.skip = end - in_hand;
-                    return ScanState::FromPrefix(scanned);
-                }
+            let parsed = self.pipe.try_borrow().ok().and_then(|pipe| prefix::produce_request(pipe.unread(), pipe.left()?, version));
+            if let Some((scanned, _end)) = parsed {
+                // The structure lies within the frame, whose length is known: the streaming
+                // parser, reading on as the rest passes, could find nothing else.
+                return ScanState::Done(Some(Ok(scanned)));
             }
         }
         let reader = Reader { pipe: Rc::clone(&self.pipe) };
@@ -642,16 +634,6 @@ impl BodyScan {
             ApiKey::Produce => Box::pin(produce_request(reader, version)),
             _ => Box::pin(fetch_response(reader, version)),
         })
-    }
-
-    /// A result from the frame's first bytes stands once the structure's last bytes have passed.
-    fn settle_from_prefix(&self, scanned: Scanned) -> (ScanState, Need) {
-        let (skip, eof) = self.pipe.try_borrow().map_or((0, true), |pipe| (pipe.skip, pipe.eof));
-        if skip > 0 && !eof {
-            return (ScanState::FromPrefix(scanned), Need::Skip(skip));
-        }
-        let result = if skip == 0 { Ok(scanned) } else { Err(ScanError::Truncated) };
-        (ScanState::Done(Some(result)), Need::Done)
     }
 
     /// Runs the streaming parser as far as the bytes it has allow.
@@ -673,7 +655,6 @@ impl BodyScan {
             started => started,
         };
         let (state, need) = match state {
-            ScanState::FromPrefix(scanned) => self.settle_from_prefix(scanned),
             ScanState::Streaming(future) => self.poll(future),
             // `start` leaves no scan unstarted.
             ScanState::Unstarted(..) | ScanState::Done(_) => (state, Need::Done),

@@ -145,8 +145,8 @@ impl Cursor<'_> {
 
 /// Scans a Produce request body (versions 3–13, after the request header) of `total` bytes from
 /// its first bytes `head`. Returns the summary and where the structure ends (bytes into the
-/// body: the result stands once they have passed), or `None` when `head` does not show all of
-/// the structure or the frame is malformed.
+/// body, never past `total`: the rest of the frame cannot change the result), or `None` when
+/// `head` does not show all of the structure or the frame is malformed.
 pub fn produce_request(head: &[u8], total: u64, version: i16) -> Option<(Scanned, u64)> {
     let flexible = version >= 9;
     let r = &mut Cursor { head, total, pos: 0 };
