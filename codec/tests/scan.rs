@@ -259,6 +259,38 @@ fn produce_frame(batches: usize, body_len: usize) -> Vec<u8> {
 }
 
 #[test]
+fn a_producers_request_is_scanned_at_its_start_and_the_next_frame_is_still_found() {
+    // A 1 MiB batch, then three small ones, in three chunks: the first 600 bytes, the rest of the
+    // first frame, the second frame.
+    let first = produce_frame(1, 1 << 20);
+    let stream = [first.clone(), produce_frame(3, 100)].concat();
+    let chunks = [&stream[..600], &stream[600..first.len()], &stream[first.len()..]];
+    let results = |streaming_only: bool| {
+        let mut splitter = FrameSplitter::new(SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE));
+        let mut results = Vec::new(); // (chunk, frame, records)
+        for (i, chunk) in chunks.iter().enumerate() {
+            splitter.push(&mut SliceSource(chunk), chunk.len(), |event| match event {
+                FrameEvent::Start(start) => {
+                    let h = header::decode_request_header(&start.prefix, start.is_whole()).unwrap().header_len.unwrap();
+                    let scan = BodyScan::new(ApiKey::Produce, 9, true, &start.prefix, h);
+                    Disposition::Scan(Box::new(if streaming_only { scan.streaming_only() } else { scan }))
+                }
+                FrameEvent::Scanned { index, result } => {
+                    results.push((i, index, result.unwrap().total_records()));
+                    Disposition::Skip
+                }
+                _ => Disposition::Skip,
+            });
+        }
+        results
+    };
+    // Read from its first bytes, the first request is counted in the callback that sees its
+    // start; the streaming parser would wait for its last byte.
+    assert_eq!(results(false), vec![(0, 0, 10), (2, 1, 30)]);
+    assert_eq!(results(true), vec![(1, 0, 10), (2, 1, 30)]);
+}
+
+#[test]
 fn scan_reads_only_structure_whatever_the_payload_size() {
     for (batches, body_len) in [(1, 1024), (1, 1 << 20), (16, 64 * 1024), (1000, 100)] {
         let frame = produce_frame(batches, body_len);
