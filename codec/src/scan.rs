@@ -636,31 +636,22 @@ impl BodyScan {
         })
     }
 
-    /// Runs the streaming parser as far as the bytes it has allow.
-    fn poll(&self, mut future: ScanFuture) -> (ScanState, Need) {
-        let mut cx = Context::from_waker(Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(result) => (ScanState::Done(Some(result)), Need::Done),
-            Poll::Pending => match self.pipe.try_borrow().ok().and_then(|p| p.need) {
-                Some(need) => (ScanState::Streaming(future), need),
-                None => (ScanState::Done(Some(Err(ScanError::Malformed("scan stalled")))), Need::Done),
-            },
-        }
-    }
-
     /// What the scan needs next; runs the parser as far as the bytes it has allow.
     pub fn need(&mut self) -> Need {
-        let state = match std::mem::replace(&mut self.state, ScanState::Done(None)) {
-            ScanState::Unstarted(key, version) => self.start(key, version),
-            started => started,
+        if let ScanState::Unstarted(key, version) = self.state {
+            self.state = self.start(key, version);
+        }
+        let ScanState::Streaming(future) = &mut self.state else { return Need::Done };
+        let mut cx = Context::from_waker(Waker::noop());
+        let result = match future.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => match self.pipe.try_borrow().ok().and_then(|p| p.need) {
+                Some(need) => return need,
+                None => Err(ScanError::Malformed("scan stalled")),
+            },
         };
-        let (state, need) = match state {
-            ScanState::Streaming(future) => self.poll(future),
-            // `start` leaves no scan unstarted.
-            ScanState::Unstarted(..) | ScanState::Done(_) => (state, Need::Done),
-        };
-        self.state = state;
-        need
+        self.state = ScanState::Done(Some(result));
+        Need::Done
     }
 
     /// Supplies bytes the scan asked for with [`Need::Read`].
