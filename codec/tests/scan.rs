@@ -264,30 +264,19 @@ fn a_producers_request_is_scanned_at_its_start_and_the_next_frame_is_still_found
     // first frame, the second frame.
     let first = produce_frame(1, 1 << 20);
     let stream = [first.clone(), produce_frame(3, 100)].concat();
-    let chunks = [&stream[..600], &stream[600..first.len()], &stream[first.len()..]];
-    let results = |streaming_only: bool| {
-        let mut splitter = FrameSplitter::new(SplitterConfig::requests(DEFAULT_MAX_FRAME_SIZE));
-        let mut results = Vec::new(); // (chunk, frame, records)
-        for (i, chunk) in chunks.iter().enumerate() {
-            splitter.push(&mut SliceSource(chunk), chunk.len(), |event| match event {
-                FrameEvent::Start(start) => {
-                    let h = header::decode_request_header(&start.prefix, start.is_whole()).unwrap().header_len.unwrap();
-                    let scan = BodyScan::new(ApiKey::Produce, 9, true, &start.prefix, h);
-                    Disposition::Scan(Box::new(if streaming_only { scan.streaming_only() } else { scan }))
-                }
-                FrameEvent::Scanned { index, result } => {
-                    results.push((i, index, result.unwrap().total_records()));
-                    Disposition::Skip
-                }
-                _ => Disposition::Skip,
-            });
-        }
-        results
-    };
-    // Read from its first bytes, the first request is counted in the callback that sees its
-    // start; the streaming parser would wait for its last byte.
-    assert_eq!(results(false), vec![(0, 0, 10), (2, 1, 30)]);
-    assert_eq!(results(true), vec![(1, 0, 10), (2, 1, 30)]);
+    let records = |scans: Vec<(u64, Scanned)>| scans.iter().map(|(index, s)| (*index, s.total_records())).collect::<Vec<_>>();
+    // Read from its first bytes, the first request is counted in the chunk that holds its start;
+    // the streaming parser waits for its last byte.
+    let head = &stream[..600];
+    assert_eq!(records(scan_stream_with(head, Dir::Request, &[600], &[], false).0), vec![(0, 10)]);
+    assert_eq!(records(scan_stream_with(head, Dir::Request, &[600], &[], true).0), vec![]);
+    let whole_first = &stream[..first.len()];
+    assert_eq!(records(scan_stream_with(whole_first, Dir::Request, &[600, first.len() - 600], &[], true).0), vec![(0, 10)]);
+    // The rest of the first frame is skipped, and the next frame is found.
+    let chunks = [600, first.len() - 600, stream.len() - first.len()];
+    for streaming_only in [false, true] {
+        assert_eq!(records(scan_stream_with(&stream, Dir::Request, &chunks, &[], streaming_only).0), vec![(0, 10), (1, 30)]);
+    }
 }
 
 #[test]
