@@ -3,6 +3,9 @@
 tcp_proxy (CPU per GB, throughput), then per variant the median and quartiles over every
 repetition of every run with a 95% confidence interval of the median, and the CPU and throughput
 goals checked on those intervals (met, not met, or undecided while the interval holds the limit).
+For CPU per GB it also gives two estimators that use every repetition's size, not only its rank
+(the ratio of 20%-trimmed means and the ratio of sums, with bootstrap intervals), to show how much
+the verdict owes to the choice of the median.
 
 One run's median moves with how busy the shared host was during it (on this machine, by as much
 as the goals' margins); pooling runs taken at different times of the same code says more than
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 import sys
 from collections import defaultdict
@@ -24,16 +28,72 @@ from report import BASELINE, GOAL_CPU_RATIO, GOAL_FULL_CPU_RATIO, GOAL_THROUGHPU
 METRICS = {"envoy_cpu_s_per_gb": "Envoy CPU per GB", "payload_mb_per_s": "throughput"}
 
 
-def pooled_ratios(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
-    """(variant, metric) -> the ratio to tcp_proxy of every repetition of every run."""
+def pooled_reps(paths: list[Path]) -> dict[str, dict[tuple[int, int], dict]]:
+    """variant -> (run, repetition) -> that repetition's measurement, over every run."""
     # A repetition is (run, rep): repetitions pair with tcp_proxy's of the same run only.
     reps: dict[str, dict[tuple[int, int], dict]] = defaultdict(dict)
     for index, path in enumerate(paths):
         for run in json.loads(path.read_text()).get("real_client", []):
             if not run.get("error_count"):  # failed runs are not in real_client; runs with lost records are left out too
                 reps[run["variant"]][(index, run["rep"])] = run
+    return reps
+
+
+def pooled_ratios(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
+    """(variant, metric) -> the ratio to tcp_proxy of every repetition of every run."""
+    reps = pooled_reps(paths)
     base = reps.get(BASELINE, {})
     return {(variant, metric): paired_ratios(runs, base, metric) for variant, runs in reps.items() for metric in METRICS}
+
+
+def pooled_pairs(paths: list[Path], metric: str) -> dict[str, list[tuple[float, float]]]:
+    """variant -> (its `metric`, tcp_proxy's in the same run and repetition) for every repetition
+    both have: what estimators other than the median of the paired ratios start from."""
+    reps = pooled_reps(paths)
+    base = reps.get(BASELINE, {})
+    return {variant: [(r[metric], base[rep][metric]) for rep, r in runs.items()
+                      if rep in base and r.get(metric) is not None and base[rep].get(metric)]
+            for variant, runs in reps.items()}
+
+
+TRIM = 0.2
+RESAMPLES = 2000
+
+
+def trimmed_mean(values: list[float], trim: float = TRIM) -> float:
+    """The mean without the lowest and highest `trim` of the values: robust to the broker stalls
+    that multiply a few repetitions' CPU (bench/README.md), with most of the mean's efficiency."""
+    ordered = sorted(values)
+    cut = int(len(ordered) * trim)
+    return statistics.fmean(ordered[cut:len(ordered) - cut])
+
+
+def trimmed_means_ratio(pairs: list[tuple[float, float]]) -> float:
+    return trimmed_mean([x for x, _ in pairs]) / trimmed_mean([b for _, b in pairs])
+
+
+def sums_ratio(pairs: list[tuple[float, float]]) -> float:
+    return sum(x for x, _ in pairs) / sum(b for _, b in pairs)
+
+
+ESTIMATORS = {f"ratio of {TRIM:.0%}-trimmed means": trimmed_means_ratio, "ratio of sums": sums_ratio}
+
+
+def bootstrap_interval(pairs: list[tuple[float, float]], estimator, resamples: int = RESAMPLES,
+                       seed: int = 1) -> tuple[float, float] | None:
+    """A 95% percentile-bootstrap interval of `estimator`, resampling whole repetitions (each pair
+    stays together). Seeded, so a pool always prints the same interval; None below 6 pairs."""
+    n = len(pairs)
+    if n < 6:
+        return None
+    rng = random.Random(seed)
+    stats = sorted(estimator([pairs[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples))
+    return stats[int(0.025 * resamples)], stats[int(0.975 * resamples) - 1]
+
+
+def estimator_cell(pairs: list[tuple[float, float]], estimator) -> str:
+    interval = bootstrap_interval(pairs, estimator)
+    return "–" if interval is None else f"{estimator(pairs):.3f} ({interval[0]:.3f}–{interval[1]:.3f})"
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
@@ -89,6 +149,12 @@ def main(argv: list[str]) -> int:
     print("\n95% confidence intervals of the medians (distribution-free, from the order statistics):\n")
     intervals = [[v] + [interval_cell(pooled.get((v, m), [])) for m in METRICS] for v in variants if v != BASELINE]
     print(table(["variant"] + [f"{name} ÷ {BASELINE}" for name in METRICS.values()], intervals))
+    cpu = "envoy_cpu_s_per_gb"
+    pairs = pooled_pairs(paths, cpu)
+    print(f"\n{METRICS[cpu]} ÷ {BASELINE} by other estimators over the same repetitions (95% bootstrap intervals, "
+          f"{RESAMPLES:,} resamples of the repetitions):\n")
+    rows = [[v] + [estimator_cell(pairs.get(v, []), e) for e in ESTIMATORS.values()] for v in variants if v != BASELINE]
+    print(table(["variant"] + list(ESTIMATORS), rows))
     goals = [("kafka_lens", "envoy_cpu_s_per_gb", GOAL_CPU_RATIO, False), ("kafka_lens_full", "envoy_cpu_s_per_gb", GOAL_FULL_CPU_RATIO, False),
              ("kafka_lens", "payload_mb_per_s", GOAL_THROUGHPUT_RATIO, True)]
     print()

@@ -58,3 +58,30 @@ def test_repetitions_pair_with_tcp_proxy_of_their_own_run(tmp_path: Path):
     second = run(tmp_path / "b.json", [0.2, 0.8], [0.3, 1.0])
     ratios = pool.pooled_ratios([first, second])[("kafka_lens", "envoy_cpu_s_per_gb")]
     assert sorted(round(r, 6) for r in ratios) == [1.1, 1.1, 1.25, 1.5]
+
+
+def test_the_other_estimators_read_the_same_pairs_and_resist_a_stalled_repetition():
+    # kafka-lens at exactly 1.2x tcp_proxy in every repetition, whatever the repetition's level.
+    pairs = [(1.2 * b, b) for b in (0.40, 0.42, 0.45, 0.41, 0.50, 0.38, 0.44, 0.43, 0.47, 0.39)]
+    for estimator in pool.ESTIMATORS.values():
+        assert math.isclose(estimator(pairs), 1.2)
+        low, high = pool.bootstrap_interval(pairs, estimator)
+        assert math.isclose(low, 1.2) and math.isclose(high, 1.2)
+    # One repetition in ten hit by a broker stall (CPU x3): the trimmed ratio moves by under 3%
+    # (the stall is cut, only which values are cut changes), the ratio of sums by over 12%.
+    stalled = pairs[:-1] + [(3 * 1.2 * 0.39, 0.39)]
+    assert abs(pool.trimmed_means_ratio(stalled) - 1.2) < 0.035
+    assert pool.sums_ratio(stalled) > 1.35
+    # Seeded: the same pool prints the same interval; too few repetitions print none.
+    noisy = [(1.2 * b * (1 + (i % 5 - 2) / 20), b) for i, b in enumerate(b for _, b in pairs)]
+    assert pool.bootstrap_interval(noisy, pool.sums_ratio) == pool.bootstrap_interval(noisy, pool.sums_ratio)
+    assert pool.bootstrap_interval(noisy[:5], pool.sums_ratio) is None
+
+
+def test_pairs_are_taken_within_a_run_as_the_ratios_are(tmp_path: Path):
+    rows = [{"variant": v, "rep": rep, "envoy_cpu_s_per_gb": x, "payload_mb_per_s": 100.0}
+            for v, xs in (("tcp_proxy", [0.4, 0.5]), ("kafka_lens", [0.44, 0.55, 0.9])) for rep, x in enumerate(xs)]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"real_client": rows}))
+    # The third kafka-lens repetition has no tcp_proxy beside it: left out, as from the ratios.
+    assert pool.pooled_pairs([path], "envoy_cpu_s_per_gb")["kafka_lens"] == [(0.44, 0.4), (0.55, 0.5)]
