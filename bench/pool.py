@@ -23,7 +23,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from report import BASELINE, GOAL_CPU_RATIO, GOAL_FULL_CPU_RATIO, GOAL_THROUGHPUT_RATIO, VARIANTS, paired_ratios, table
+from report import BASELINE, GOAL_CPU_RATIO, GOAL_FULL_CPU_RATIO, GOAL_THROUGHPUT_RATIO, VARIANTS, paired_ratios, paired_values, table
 
 METRICS = {"envoy_cpu_s_per_gb": "Envoy CPU per GB", "payload_mb_per_s": "throughput"}
 
@@ -39,21 +39,17 @@ def pooled_reps(paths: list[Path]) -> dict[str, dict[tuple[int, int], dict]]:
     return reps
 
 
-def pooled_ratios(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
+def pooled_ratios(reps: dict[str, dict[tuple[int, int], dict]]) -> dict[tuple[str, str], list[float]]:
     """(variant, metric) -> the ratio to tcp_proxy of every repetition of every run."""
-    reps = pooled_reps(paths)
     base = reps.get(BASELINE, {})
     return {(variant, metric): paired_ratios(runs, base, metric) for variant, runs in reps.items() for metric in METRICS}
 
 
-def pooled_pairs(paths: list[Path], metric: str) -> dict[str, list[tuple[float, float]]]:
+def pooled_pairs(reps: dict[str, dict[tuple[int, int], dict]], metric: str) -> dict[str, list[tuple[float, float]]]:
     """variant -> (its `metric`, tcp_proxy's in the same run and repetition) for every repetition
     both have: what estimators other than the median of the paired ratios start from."""
-    reps = pooled_reps(paths)
     base = reps.get(BASELINE, {})
-    return {variant: [(r[metric], base[rep][metric]) for rep, r in runs.items()
-                      if rep in base and r.get(metric) is not None and base[rep].get(metric)]
-            for variant, runs in reps.items()}
+    return {variant: paired_values(runs, base, metric) for variant, runs in reps.items()}
 
 
 TRIM = 0.2
@@ -141,7 +137,8 @@ def main(argv: list[str]) -> int:
     if not paths or any(a.startswith("-") for a in argv):
         print(__doc__)
         return 2
-    pooled = pooled_ratios(paths)
+    reps = pooled_reps(paths)
+    pooled = pooled_ratios(reps)
     variants = sorted({v for v, _ in pooled}, key=lambda v: VARIANTS.index(v) if v in VARIANTS else len(VARIANTS))
     rows = [[v] + [summary(pooled.get((v, m), [])) for m in METRICS] for v in variants if v != BASELINE]
     print(f"Real-client repetitions of {len(paths)} runs, paired ratio to {BASELINE}: median [quartiles]\n")
@@ -150,7 +147,7 @@ def main(argv: list[str]) -> int:
     intervals = [[v] + [interval_cell(pooled.get((v, m), [])) for m in METRICS] for v in variants if v != BASELINE]
     print(table(["variant"] + [f"{name} ÷ {BASELINE}" for name in METRICS.values()], intervals))
     cpu = "envoy_cpu_s_per_gb"
-    pairs = pooled_pairs(paths, cpu)
+    pairs = pooled_pairs(reps, cpu)
     print(f"\n{METRICS[cpu]} ÷ {BASELINE} by other estimators over the same repetitions (95% bootstrap intervals, "
           f"{RESAMPLES:,} resamples of the repetitions):\n")
     rows = [[v] + [estimator_cell(pairs.get(v, []), e) for e in ESTIMATORS.values()] for v in variants if v != BASELINE]

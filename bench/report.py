@@ -59,11 +59,16 @@ def flat(run: dict) -> dict:
     return out
 
 
-def paired_ratios(reps: dict, base: dict, metric: str) -> list[float]:
-    """Each repetition's `metric` over tcp_proxy's from the same repetition (`reps` and `base`
-    map a repetition to its run)."""
-    return [r[metric] / base[rep][metric] for rep, r in reps.items()
+def paired_values(reps: dict, base: dict, metric: str) -> list[tuple[float, float]]:
+    """Each repetition's `metric` with tcp_proxy's from the same repetition, where both have one
+    (`reps` and `base` map a repetition to its run)."""
+    return [(r[metric], base[rep][metric]) for rep, r in reps.items()
             if rep in base and r.get(metric) is not None and base[rep].get(metric)]
+
+
+def paired_ratios(reps: dict, base: dict, metric: str) -> list[float]:
+    """Each repetition's `metric` over tcp_proxy's from the same repetition."""
+    return [x / b for x, b in paired_values(reps, base, metric)]
 
 
 def aggregate(runs: list[dict], key_fields: tuple[str, ...], metrics: list[str]) -> list[dict]:

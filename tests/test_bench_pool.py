@@ -56,7 +56,7 @@ def test_repetitions_pair_with_tcp_proxy_of_their_own_run(tmp_path: Path):
 
     first = run(tmp_path / "a.json", [0.4, 0.5], [0.44, 0.55])
     second = run(tmp_path / "b.json", [0.2, 0.8], [0.3, 1.0])
-    ratios = pool.pooled_ratios([first, second])[("kafka_lens", "envoy_cpu_s_per_gb")]
+    ratios = pool.pooled_ratios(pool.pooled_reps([first, second]))[("kafka_lens", "envoy_cpu_s_per_gb")]
     assert sorted(round(r, 6) for r in ratios) == [1.1, 1.1, 1.25, 1.5]
 
 
@@ -84,4 +84,4 @@ def test_pairs_are_taken_within_a_run_as_the_ratios_are(tmp_path: Path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"real_client": rows}))
     # The third kafka-lens repetition has no tcp_proxy beside it: left out, as from the ratios.
-    assert pool.pooled_pairs([path], "envoy_cpu_s_per_gb")["kafka_lens"] == [(0.44, 0.4), (0.55, 0.5)]
+    assert pool.pooled_pairs(pool.pooled_reps([path]), "envoy_cpu_s_per_gb")["kafka_lens"] == [(0.44, 0.4), (0.55, 0.5)]
