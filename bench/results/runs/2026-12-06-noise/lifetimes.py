@@ -70,12 +70,12 @@ def report(out: list[dict]) -> None:
         lives = sorted({x["life"] for x in xs})
         per_life = [[x["cpu_gb"] for x in xs if x["life"] == life] for life in lives]
         values = [x["cpu_gb"] for x in xs]
+        later = [value for p in per_life for value in p[1:]]
         medians[v] = (st.median(values), st.mean(values))
         print(f"{v}: {len(values)} runs in {len(lives)} Envoys; CPU s/GB median {st.median(values):.3f}, sd {sd(values)}; "
               f"sd inside one Envoy {st.mean(st.pstdev(p) for p in per_life):.3f}; sd of the Envoys' medians "
               f"{sd(st.median(p) for p in per_life)}; first run in an Envoy {st.median(p[0] for p in per_life):.3f}, "
-              f"later ones "
-              f"{st.median(later) if (later := [v for p in per_life for v in p[1:]]) else float('nan'):.3f}")
+              f"later ones {st.median(later) if later else float('nan'):.3f}")
     (km, kmean), (tm, tmean) = medians["kafka_lens"], medians["tcp_proxy"]
     print(f"kafka_lens / tcp_proxy: {km / tm:.3f} (medians), {kmean / tmean:.3f} (means)")
 
