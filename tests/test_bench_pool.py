@@ -47,13 +47,15 @@ def test_a_goal_is_met_or_not_only_when_the_whole_interval_says_so():
     assert pool.verdict(below[:5], 1.15, at_least=False).startswith("undecided")
 
 
-def test_repetitions_pair_with_tcp_proxy_of_their_own_run(tmp_path: Path):
-    def run(path: Path, tcp: list[float], lens: list[float]) -> Path:
-        rows = [{"variant": v, "rep": rep, "envoy_cpu_s_per_gb": x, "payload_mb_per_s": 100.0}
-                for v, xs in (("tcp_proxy", tcp), ("kafka_lens", lens)) for rep, x in enumerate(xs)]
-        path.write_text(json.dumps({"real_client": rows}))
-        return path
+def run(path: Path, tcp: list[float], lens: list[float]) -> Path:
+    """A run's results.json with these CPU-per-GB figures, repetition by repetition."""
+    rows = [{"variant": v, "rep": rep, "envoy_cpu_s_per_gb": x, "payload_mb_per_s": 100.0}
+            for v, xs in (("tcp_proxy", tcp), ("kafka_lens", lens)) for rep, x in enumerate(xs)]
+    path.write_text(json.dumps({"real_client": rows}))
+    return path
 
+
+def test_repetitions_pair_with_tcp_proxy_of_their_own_run(tmp_path: Path):
     first = run(tmp_path / "a.json", [0.4, 0.5], [0.44, 0.55])
     second = run(tmp_path / "b.json", [0.2, 0.8], [0.3, 1.0])
     ratios = pool.pooled_ratios(pool.pooled_reps([first, second]))[("kafka_lens", "envoy_cpu_s_per_gb")]
@@ -79,9 +81,6 @@ def test_the_other_estimators_read_the_same_pairs_and_resist_a_stalled_repetitio
 
 
 def test_pairs_are_taken_within_a_run_as_the_ratios_are(tmp_path: Path):
-    rows = [{"variant": v, "rep": rep, "envoy_cpu_s_per_gb": x, "payload_mb_per_s": 100.0}
-            for v, xs in (("tcp_proxy", [0.4, 0.5]), ("kafka_lens", [0.44, 0.55, 0.9])) for rep, x in enumerate(xs)]
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps({"real_client": rows}))
+    path = run(tmp_path / "run.json", [0.4, 0.5], [0.44, 0.55, 0.9])
     # The third kafka-lens repetition has no tcp_proxy beside it: left out, as from the ratios.
     assert pool.pooled_pairs(pool.pooled_reps([path]), "envoy_cpu_s_per_gb")["kafka_lens"] == [(0.44, 0.4), (0.55, 0.5)]
