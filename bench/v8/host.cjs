@@ -13,6 +13,10 @@
 //   per request inside the filter's callbacks (after a warm-up quarter) and per callback (frame
 //   start, rest of the request, response), reads and hostcalls per request (also by name).
 //   `node --perf-basic-prof` plus `perf record` names the module's functions.
+// Footprint mode (bench/v8/footprint.py): given a module instrumented by `wasm-opt
+//   --instrument-memory` or `--log-execution` and FOOTPRINT_OUT=<file>, it also writes which 64-byte
+//   lines of linear memory (with the access site that touched each first, or "host" for the bytes a
+//   read writes) and which log points each callback of the first measured round trip touched.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -38,6 +42,25 @@ let instance;
 let reads = 0, hostcalls = 0, nextMetricId = 1;
 const memory = () => new Uint8Array(instance.exports.memory.buffer);
 const view = () => new DataView(instance.exports.memory.buffer);
+const footprintOut = process.env.FOOTPRINT_OUT;
+let recording = -1;
+const footprint = [0, 1, 2].map(() => ({ lines: new Map(), points: new Set() }));
+const touch = (address, bytes, site) => {
+  if (recording < 0) return;
+  const lines = footprint[recording].lines;
+  for (let line = address >>> 6; line <= (address + Math.max(bytes, 1) - 1) >>> 6; line++) {
+    if (!lines.has(line)) lines.set(line, site);
+  }
+};
+// The imports wasm-opt's instrumentation passes add; not counted as hostcalls.
+const instrumentation = {
+  load_ptr(site, bytes, offset, ptr) { touch(ptr + offset, bytes, site); return ptr; },
+  store_ptr(site, bytes, offset, ptr) { touch(ptr + offset, bytes, site); return ptr; },
+  log_execution(point) { if (recording >= 0) footprint[recording].points.add(point); },
+};
+for (const kind of ['load', 'store']) {
+  for (const type of ['i32', 'i64', 'f32', 'f64']) instrumentation[`${kind}_val_${type}`] = (site, value) => value;
+}
 const text = (ptr, len) => Buffer.from(memory().subarray(ptr, ptr + len)).toString();
 
 const calls = {
@@ -51,6 +74,7 @@ const calls = {
     if (start >= end) return NOT_FOUND;
     const data = instance.exports.proxy_on_memory_allocate(end - start);
     memory().set(buffer.subarray(start, end), data);
+    touch(data, end - start, 'host');
     view().setUint32(dataPtr, data, true);
     view().setUint32(sizePtr, end - start, true);
     return OK;
@@ -64,6 +88,7 @@ const callCounts = {};
 const wasmModule = new WebAssembly.Module(fs.readFileSync(wasmPath));
 for (const { module: from, name } of WebAssembly.Module.imports(wasmModule)) {
   if (from !== 'env') continue;
+  if (instrumentation[name]) { env[name] = instrumentation[name]; continue; }
   const call = calls[name];
   callCounts[name] = 0;
   env[name] = (...args) => { hostcalls++; callCounts[name]++; return call ? call(...args) : OK; };
@@ -90,9 +115,11 @@ let inside = 0n;
 const perCallback = [0n, 0n, 0n];
 const timed = (round, which, callback) => {
   thrash(round);
+  recording = footprintOut && round === warmUp ? which : -1;
   const start = process.hrtime.bigint();
   callback();
   const spent = process.hrtime.bigint() - start;
+  recording = -1;
   inside += spent;
   perCallback[which] += spent;
 };
@@ -122,3 +149,9 @@ console.log(JSON.stringify({
     .map(([name, n]) => [name, (n - (counted.byName[name] || 0)) / measured])
     .filter(([, n]) => n > 0)),
 }));
+if (footprintOut) {
+  fs.writeFileSync(footprintOut, JSON.stringify(footprint.map(({ lines, points }) => ({
+    lines: [...lines.entries()],
+    points: [...points],
+  }))));
+}

@@ -3,6 +3,7 @@
 # after counting its heap allocations per round trip natively (bench/examples/allocs.rs).
 #   bench/v8/run.sh [module.wasm ...]      # default: the module built from this tree
 #   PERF=1 bench/v8/run.sh                 # also a perf profile with the module's function names
+#   FOOTPRINT=1 bench/v8/run.sh            # also the code and data one round trip touches (footprint.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -27,5 +28,8 @@ for module in "${modules[@]}"; do
     # From $out: node leaves its V8 log (isolate-*.log) in the working directory.
     (cd "$out" && perf record -q -F 10000 -g -o "$out/perf.data" node --no-liftoff --perf-basic-prof "$ROOT/bench/v8/host.cjs" "$module" "$out" 60000 0 >/dev/null 2>&1)
     perf report -i "$out/perf.data" --no-children --sort sym -g none 2>/dev/null | grep -- '-turbofan' | head -40
+  fi
+  if [ "${FOOTPRINT:-0}" = 1 ]; then
+    python3 "$ROOT/bench/v8/footprint.py" "$module" "$out"
   fi
 done
