@@ -20,12 +20,12 @@ Usage: python3 bench/v8/footprint.py [--json FILE] <module.wasm> <frames dir> [c
   (`--json FILE` also writes the figures, with every function's name, as JSON.)
   (`FOOTPRINT=1 bench/v8/run.sh [module.wasm ...]` builds the frames and runs it for each module.)
 """
+import argparse
 import collections
 import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 
 CALLBACKS = ("frame start", "rest of request", "response")
@@ -67,6 +67,13 @@ def i32_const(data, pos):
     return value, pos + 1
 
 
+def skip_limits(data, pos):
+    """The position after a table's or memory's limits (flags, minimum, maximum if flagged)."""
+    flags, pos = leb(data, pos)
+    _, pos = leb(data, pos)
+    return leb(data, pos)[1] if flags & 1 else pos
+
+
 class Layout:
     """Function names and body sizes, the data segments and the shadow stack's top of a module."""
 
@@ -84,21 +91,12 @@ class Layout:
                         length, pos = leb(data, pos)
                         pos += length
                     kind, pos = data[pos], pos + 1
-                    if kind == 0:
+                    if kind == 0:  # a function: its type index
                         _, pos = leb(data, pos)
                         imported += 1
-                    elif kind == 1:
-                        pos += 1
-                        flags, pos = leb(data, pos)
-                        _, pos = leb(data, pos)
-                        if flags & 1:
-                            _, pos = leb(data, pos)
-                    elif kind == 2:
-                        flags, pos = leb(data, pos)
-                        _, pos = leb(data, pos)
-                        if flags & 1:
-                            _, pos = leb(data, pos)
-                    else:
+                    elif kind in (1, 2):  # a table (its element type first) or a memory: limits
+                        pos = skip_limits(data, pos + 1 if kind == 1 else pos)
+                    else:  # a global: value type and mutability
                         pos += 2
             elif section == 6 and self.stack_top is None:  # the first global: __stack_pointer
                 count, pos = leb(data, start)
@@ -180,16 +178,13 @@ def replay(host, module, frames, config, out):
 
 
 def main():
-    args = sys.argv[1:]
-    json_out = None
-    if "--json" in args:
-        at = args.index("--json")
-        json_out = args[at + 1] if at + 1 < len(args) else None
-        del args[at:at + 2]
-    if len(args) < 2 or (json_out is None and "--json" in sys.argv):
-        sys.exit(__doc__)
-    module, frames = args[0], args[1]
-    config = args[2] if len(args) > 2 else None
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("module", help="the proxy-wasm module (.wasm)")
+    parser.add_argument("frames", help="the directory with request.bin and response.bin")
+    parser.add_argument("config", nargs="?", help="the filter configuration (JSON file; default {})")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args()
+    module, frames, config, json_out = args.module, args.frames, args.config, args.json
     host = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host.cjs")
     layout = Layout(module)
     with tempfile.TemporaryDirectory() as work:
@@ -251,6 +246,7 @@ def summarise(layout, touched, run, access_sites, log_points):
         "first_touch": first_touch.most_common(),
         "largest": sorted(((layout.size(f), f) for f in all_functions), reverse=True),
     }
+
 
 if __name__ == "__main__":
     main()
